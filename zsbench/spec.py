@@ -1,0 +1,317 @@
+"""Benchmark specs: YAML -> typed, validated ``BenchmarkSpec``.
+
+Every error names the file, the key path (``methods[1].loss.kappa``) and what was expected, so
+``zsbench validate`` can stop a bad spec before any compute is spent.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import itertools
+import json
+import typing
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from zsbench.errors import PluginError, SpecError
+from zsbench.registry import PluginEntry, Registry
+
+METHOD_KEYS = {"name", "method", "grid", "calibrators", "sweep"}
+DATASET_KEYS = {"name", "plugin", "root"}
+TOP_KEYS = {"name", "description", "seeds", "device", "datasets", "methods"}
+NO_CALIBRATION = "none"
+
+
+def canonical_hash(obj: Any) -> str:
+    """A short stable hash of JSON-able data (key order does not matter)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@attrs.frozen
+class DatasetSpec:
+    label: str  # the row label; unique within a spec
+    plugin: str
+    root: str | None
+    options: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "plugin": self.plugin, "root": self.root, "options": self.options}
+
+
+@attrs.frozen
+class CalibratorSpec:
+    name: str  # "none" or a calibrator plugin name
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class MethodSpec:
+    label: str
+    plugin: str
+    options: dict[str, Any]
+    grid: dict[str, list[Any]]
+    calibrators: tuple[CalibratorSpec, ...]
+    sweep: dict[str, Any] = attrs.field(factory=dict)  # the swept setting(s) this entry stands for
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "plugin": self.plugin,
+            "options": self.options,
+            "grid": self.grid,
+            "calibrators": [attrs.asdict(c) for c in self.calibrators],
+            "sweep": self.sweep,
+        }
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """The cartesian product of the grid as option-path -> value dicts ([{}] when none)."""
+        keys = sorted(self.grid)
+        return [dict(zip(keys, values)) for values in itertools.product(*(self.grid[k] for k in keys))]
+
+
+@attrs.frozen
+class BenchmarkSpec:
+    name: str
+    file: str
+    seeds: tuple[int, ...]
+    device: str
+    datasets: tuple[DatasetSpec, ...]
+    methods: tuple[MethodSpec, ...]
+    raw: dict[str, Any]
+
+    @property
+    def hash(self) -> str:
+        return canonical_hash(self.raw)
+
+
+def set_path(options: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``options`` with a dotted path (``loss.kappa``) set to ``value``."""
+    out = copy.deepcopy(options)
+    node = out
+    *parents, leaf = path.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return out
+
+
+class _Checker:
+    """Walks a raw spec, collecting the first error with its key path."""
+
+    def __init__(self, file: str, registry: Registry):
+        self.file, self.registry = file, registry
+
+    def fail(self, key: str, message: str) -> typing.NoReturn:
+        raise SpecError(self.file, key, message)
+
+    def mapping(self, value: Any, key: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(key, f"expected a mapping, got {type(value).__name__} {value!r}")
+        return value
+
+    def nonempty_list(self, value: Any, key: str) -> list[Any]:
+        if not isinstance(value, list) or not value:
+            self.fail(key, f"expected a non-empty list, got {value!r}")
+        return value
+
+    def entry(self, kind: str, name: Any, key: str) -> PluginEntry:
+        if not isinstance(name, str):
+            self.fail(key, f"expected a {kind} plugin name (a string), got {name!r}")
+        try:
+            return self.registry.get(kind, name)
+        except PluginError as exc:
+            self.fail(key, str(exc))
+
+    def options(self, entry: PluginEntry, options: dict[str, Any], key: str) -> None:
+        """Check option names and simple types against the factory's signature."""
+        known = entry.options()
+        try:
+            hints = typing.get_type_hints(entry.factory)
+        except Exception:  # noqa: BLE001 - unresolvable annotations: names are still checked
+            hints = {}
+        for name, value in options.items():
+            path = f"{key}.{name}" if key else name
+            if name not in known:
+                if entry.accepts_any_option():
+                    continue
+                listed = ", ".join(sorted(known)) or "none"
+                self.fail(path, f"unknown option for {entry.kind} {entry.name!r}; known options: {listed}")
+            if name in hints and not _matches(value, hints[name]):
+                self.fail(path, f"expected {_describe(hints[name])}, got {value!r}")
+            if isinstance(value, dict) and "name" in value:
+                kind = _component_kind(name)
+                if kind:
+                    self.component(kind, value, path)
+        missing = [
+            n for n, p in known.items() if p.default is inspect.Parameter.empty and n not in options
+        ]
+        if missing:
+            self.fail(key or entry.name, f"missing required option(s) for {entry.kind} {entry.name!r}: {', '.join(missing)}")
+
+    def component(self, kind: str, value: dict[str, Any], key: str) -> None:
+        entry = self.entry(kind, value.get("name"), f"{key}.name")
+        self.options(entry, {k: v for k, v in value.items() if k != "name"}, key)
+
+
+def _component_kind(option: str) -> str | None:
+    if option == "loss" or option.endswith("_loss"):
+        return "loss"
+    if option == "encoder" or option.endswith("_encoder"):
+        return "encoder"
+    if option == "calibrator":
+        return "calibrator"
+    return None
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if hint is Any or hint is inspect.Parameter.empty:
+        return True
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union)):
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint in (str, bool):
+        return isinstance(value, hint)
+    if origin in (list, tuple, typing.Sequence) or hint in (list, tuple):
+        return isinstance(value, list)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    return True  # richer annotations are the factory's to check
+
+
+def _describe(hint: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    args = typing.get_args(hint)
+    if args and typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return " or ".join(_describe(a) for a in args)
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _seeds(c: _Checker, value: Any) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return tuple(range(value))
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        if len(set(value)) != len(value):
+            c.fail("seeds", f"seeds must be distinct, got {value!r}")
+        return tuple(value)
+    c.fail("seeds", f"expected a positive integer (number of seeds) or a list of distinct integers, got {value!r}")
+
+
+def _dataset(c: _Checker, raw: Any, key: str) -> DatasetSpec:
+    raw = c.mapping(raw, key)
+    plugin = raw.get("plugin", raw.get("name"))
+    entry = c.entry("dataset", plugin, f"{key}.{'plugin' if 'plugin' in raw else 'name'}")
+    options = {k: v for k, v in raw.items() if k not in DATASET_KEYS}
+    c.options(entry, options, key)
+    root = raw.get("root")
+    if root is not None and not isinstance(root, str):
+        c.fail(f"{key}.root", f"expected a folder path (string), got {root!r}")
+    return DatasetSpec(str(raw.get("name", plugin)), entry.name, root, options)
+
+
+def _calibrators(c: _Checker, raw: Any, key: str) -> tuple[CalibratorSpec, ...]:
+    if raw is None:
+        return (CalibratorSpec(NO_CALIBRATION),)
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for i, item in enumerate(items):
+        path = f"{key}[{i}]"
+        if isinstance(item, str):
+            item = {"name": item}
+        item = c.mapping(item, path)
+        name = item.get("name")
+        if name != NO_CALIBRATION:
+            c.component("calibrator", item, path)
+        out.append(CalibratorSpec(name, {k: v for k, v in item.items() if k != "name"}))
+    names = [cal.name for cal in out]
+    if len(set(names)) != len(names):
+        c.fail(key, f"each calibrator may appear once, got {names}")
+    return tuple(out)
+
+
+def _method(c: _Checker, raw: Any, key: str) -> list[MethodSpec]:
+    raw = c.mapping(raw, key)
+    label = raw.get("name")
+    if not isinstance(label, str) or not label:
+        c.fail(f"{key}.name", f"expected the method's row name (a string), got {label!r}")
+    plugin_key = f"{key}.method" if "method" in raw else f"{key}.name"
+    entry = c.entry("method", raw.get("method", label), plugin_key)
+    options = {k: v for k, v in raw.items() if k not in METHOD_KEYS}
+    c.options(entry, options, key)
+    grid = c.mapping(raw.get("grid", getattr(entry.factory, "default_grid", {})), f"{key}.grid")
+    for path, values in grid.items():
+        c.nonempty_list(values, f"{key}.grid.{path}")
+        for v in values:
+            c.options(entry, set_path(options, path, v), key)
+    calibrators = _calibrators(c, raw.get("calibrators"), f"{key}.calibrators")
+    sweep = c.mapping(raw.get("sweep", {}), f"{key}.sweep")
+    if len(sweep) > 1:
+        c.fail(f"{key}.sweep", f"sweep one setting at a time (got {sorted(sweep)}); add another entry for another")
+    if not sweep:
+        return [MethodSpec(label, entry.name, options, grid, calibrators)]
+    (path, values), = sweep.items()
+    c.nonempty_list(values, f"{key}.sweep.{path}")
+    if path in grid:
+        c.fail(f"{key}.sweep.{path}", "a setting cannot be both swept and chosen on validation (grid)")
+    out = []
+    for v in values:
+        swept = set_path(options, path, v)
+        c.options(entry, swept, key)
+        out.append(MethodSpec(f"{label}[{path}={v}]", entry.name, swept, grid, calibrators, {path: v}))
+    return out
+
+
+def parse_spec(raw: Any, file: str, registry: Registry) -> BenchmarkSpec:
+    """Validate a loaded YAML document; raises ``SpecError`` naming the key path."""
+    c = _Checker(file, registry)
+    raw = c.mapping(raw, "")
+    for k in raw:
+        if k not in TOP_KEYS:
+            c.fail(k, f"unknown top-level key; expected some of: {', '.join(sorted(TOP_KEYS))}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        c.fail("name", f"expected the benchmark's name (a non-empty string), got {name!r}")
+    seeds = _seeds(c, raw.get("seeds", 1))
+    device = raw.get("device", "auto")
+    if not isinstance(device, str):
+        c.fail("device", f"expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    datasets = tuple(
+        _dataset(c, d, f"datasets[{i}]") for i, d in enumerate(c.nonempty_list(raw.get("datasets"), "datasets"))
+    )
+    methods = tuple(
+        m for i, item in enumerate(c.nonempty_list(raw.get("methods"), "methods")) for m in _method(c, item, f"methods[{i}]")
+    )
+    for kind, labels in (("datasets", [d.label for d in datasets]), ("methods", [m.label for m in methods])):
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            c.fail(kind, f"names must be unique, {', '.join(dupes)} appear(s) twice; give each entry its own 'name'")
+    return BenchmarkSpec(name, file, seeds, device, datasets, methods, raw)
+
+
+def load_spec(path: str | Path, registry: Registry) -> BenchmarkSpec:
+    """Read and validate a YAML spec file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(str(path), "", "no such spec file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise SpecError(str(path), "", f"not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
+    return parse_spec(raw, str(path), registry)

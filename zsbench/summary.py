@@ -1,0 +1,66 @@
+"""Aggregate result rows over seeds: mean and 95% confidence interval (Student t)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+import numpy as np
+from scipy import stats
+
+METRICS = ("u", "s", "H", "zsl")
+
+
+@attrs.frozen
+class Estimate:
+    """Mean and half-width of the 95% CI, in percent; half-width is NaN for one seed."""
+
+    mean: float
+    half_width: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> Estimate:
+        v = np.asarray(list(values), dtype=float) * 100
+        if len(v) < 2:
+            return cls(float(v.mean()) if len(v) else float("nan"), float("nan"), len(v))
+        half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+        return cls(float(v.mean()), float(half), len(v))
+
+    def __str__(self) -> str:
+        if np.isnan(self.half_width):
+            return f"{self.mean:.1f}"
+        return f"{self.mean:.1f} ± {self.half_width:.1f}"
+
+
+@attrs.frozen
+class SummaryRow:
+    dataset: str
+    method: str
+    calibrator: str
+    seeds: tuple[int, ...]
+    estimates: dict[str, Estimate]
+    rows: tuple[dict[str, Any], ...]
+
+    @property
+    def label(self) -> str:
+        return self.method if self.calibrator == "none" else f"{self.method} + {self.calibrator}"
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[SummaryRow]:
+    """One summary per (dataset, method, calibrator), in first-seen order."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["method"], r["calibrator"]), []).append(r)
+    return [
+        SummaryRow(
+            dataset=d,
+            method=m,
+            calibrator=c,
+            seeds=tuple(sorted(r["seed"] for r in group)),
+            estimates={k: Estimate.of(r[k] for r in group) for k in METRICS},
+            rows=tuple(group),
+        )
+        for (d, m, c), group in groups.items()
+    ]
