@@ -92,8 +92,8 @@ def sweep(
     if params is None:
         margins = best.seen_value - best.unseen_value
         params = calibrator.grid(margins) if calibrator is not None else torch.zeros(1)
-    params = params.to(device=device, dtype=values.dtype)
-    pred = best.predictions(calibrator, params)
+    params = params.double().cpu()  # reported exactly as given
+    pred = best.predictions(calibrator, params.to(device=device, dtype=values.dtype))
     correct = pred == labels[None]
     sample_seen = seen_mask[labels]
     zeros = torch.zeros(len(params), dtype=torch.float64, device=device)

@@ -54,14 +54,18 @@ class GZSLResult:
 
 
 def zsl_top1(scores: torch.Tensor, labels, unseen_mask: torch.Tensor) -> float:
-    """ZSL top-1: per-class accuracy on unseen-class samples, deciding among unseen classes only.
+    """ZSL top-1: per-class accuracy on the unseen-class samples, deciding among unseen classes only.
 
     ``scores`` is higher-is-better (n, K) over all classes; ``labels`` index its columns.
     """
     labels = _as_tensor(labels).long().to(scores.device)
-    unseen_cols = torch.nonzero(unseen_mask.to(scores.device)).flatten()
-    pred = unseen_cols[scores[:, unseen_cols].argmax(dim=1)]
-    return per_class_accuracy(labels.cpu(), pred.cpu())
+    unseen_mask = unseen_mask.to(scores.device).bool()
+    rows = unseen_mask[labels]
+    if not rows.any():
+        return 0.0
+    unseen_cols = torch.nonzero(unseen_mask).flatten()
+    pred = unseen_cols[scores[rows][:, unseen_cols].argmax(dim=1)]
+    return per_class_accuracy(labels[rows].cpu(), pred.cpu())
 
 
 def gzsl_accuracy(scores: torch.Tensor, labels, seen_mask: torch.Tensor, sample_seen) -> tuple[float, float, float]:

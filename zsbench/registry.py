@@ -21,8 +21,9 @@ import pluggy
 from zsbench import hookspecs
 from zsbench.errors import PluginError
 
-KINDS = ("encoder", "loss", "calibrator", "dataset", "method")
-_HOOKS = {kind: f"register_{plural}" for kind, plural in zip(KINDS, ("encoders", "losses", "calibrators", "datasets", "methods"))}
+PLURALS = {"encoder": "encoders", "loss": "losses", "calibrator": "calibrators", "dataset": "datasets", "method": "methods"}
+KINDS = tuple(PLURALS)
+_HOOKS = {kind: f"register_{plural}" for kind, plural in PLURALS.items()}
 ENTRY_POINT_GROUP = "zsbench"
 
 
@@ -78,7 +79,9 @@ class Registry:
             self._add_plugin(name, module, dist, version)
 
     @classmethod
-    def from_entry_points(cls, strict: bool | None = None) -> Registry:
+    def from_entry_points(cls, strict: bool | None = None, extra: Iterable[tuple[str, Any, str | None, str | None]] = ()) -> Registry:
+        """Every plugin of the ``zsbench`` entry-point group, plus ``extra`` (name, module, dist,
+        version) tuples registered the same way (tests, notebooks)."""
         strict = strict_from_env() if strict is None else strict
         loaded, problems = [], []
         for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -92,7 +95,7 @@ class Registry:
         registry = cls([], strict=strict)
         for problem in problems:
             registry._problem(problem)
-        for item in loaded:
+        for item in [*loaded, *extra]:
             registry._add_plugin(*item)
         return registry
 
@@ -143,7 +146,7 @@ class Registry:
             return self._entries[kind][name]
         except KeyError:
             known = ", ".join(sorted(self._entries[kind])) or "none"
-            raise PluginError(f"unknown {kind} {name!r}; known {kind}s: {known}") from None
+            raise PluginError(f"unknown {kind} {name!r}; known {PLURALS[kind]}: {known}") from None
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._entries[kind])

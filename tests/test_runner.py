@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import torch
+
+from zsbench.runner import Failure, LocalBackend, plan, run_spec
+from zsbench.spec import parse_spec
+from zsbench.store import ResultStore
+
+SPEC = {
+    "name": "toy-bench",
+    "seeds": 2,
+    "datasets": [{"name": "toy"}],
+    "methods": [
+        {"name": "ls", "method": "least-squares", "calibrators": ["none", "metric-rescaling"]},
+        {"name": "broken", "method": "least-squares", "fail": True},
+    ],
+}
+
+
+def run(toy_registry, tmp_path, force=False, spec=SPEC):
+    parsed = parse_spec(spec, "toy.yaml", toy_registry)
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        backend = LocalBackend(toy_registry, torch.device("cpu"), show_progress=False)
+        done, skipped, failures = run_spec(parsed, store, backend, force=force)
+        return done, skipped, failures, store.rows()
+
+
+def test_runs_store_rows_and_isolate_a_failing_method(toy_registry, tmp_path):
+    done, skipped, failures, rows = run(toy_registry, tmp_path)
+    assert len(done) == 2 and not skipped
+    assert [f.task.method.label for f in failures] == ["broken", "broken"]
+    assert all(isinstance(f, Failure) and "asked to fail" in f.message and not f.user_error for f in failures)
+    assert {(r["method"], r["calibrator"], r["seed"]) for r in rows} == {
+        ("ls", c, s) for c in ("none", "metric-rescaling") for s in (0, 1)
+    }
+    for r in rows:
+        assert 0 <= r["u"] <= 1 and 0 <= r["s"] <= 1 and r["provenance"]["spec_hash"] == r["spec_hash"]
+        assert r["hyperparameters"]["ridge"] in (0.1, 10.0)  # chosen from the default grid
+    # the calibrated row was chosen on validation and changes the balance
+    cal = [r for r in rows if r["calibrator"] == "metric-rescaling"]
+    plain = [r for r in rows if r["calibrator"] == "none"]
+    assert all(r["calibration_param"] is not None for r in cal)
+    assert sum(r["val_H"] for r in cal) >= sum(r["val_H"] for r in plain)
+
+
+def test_resume_skips_finished_runs_and_force_reruns(toy_registry, tmp_path):
+    first = run(toy_registry, tmp_path)[3]
+    done, skipped, failures, rows = run(toy_registry, tmp_path)
+    assert not done and len(skipped) == 2 and len(failures) == 2  # the broken method is retried
+    assert rows == first
+    done, skipped, _, rows = run(toy_registry, tmp_path, force=True)
+    assert len(done) == 2 and not skipped
+    assert [(r["u"], r["s"], r["H"]) for r in rows] == [(r["u"], r["s"], r["H"]) for r in first]  # same seeds, same numbers
+
+
+def test_changing_a_method_option_makes_a_new_run(toy_registry, tmp_path):
+    run(toy_registry, tmp_path)
+    spec = {**SPEC, "methods": [{"name": "ls", "method": "least-squares", "grid": {"ridge": [3.0]}}]}
+    done, skipped, _, _ = run(toy_registry, tmp_path, spec=spec)
+    assert len(done) == 2 and not skipped
+
+
+def test_plan_is_the_full_grid(toy_registry):
+    tasks = plan(parse_spec(SPEC, "toy.yaml", toy_registry))
+    assert len(tasks) == 4 and len({t.key for t in tasks}) == 4

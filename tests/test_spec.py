@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+
+from zsbench.errors import SpecError
+from zsbench.spec import load_spec, parse_spec
+
+
+def spec(**over):
+    base = {
+        "name": "t",
+        "seeds": [0, 1],
+        "datasets": [{"name": "toy"}],
+        "methods": [{"name": "ls", "method": "least-squares", "calibrators": ["none", "metric-rescaling"]}],
+    }
+    base.update(over)
+    return base
+
+
+def test_valid_spec_expands_grid_and_calibrators(toy_registry):
+    s = parse_spec(spec(), "s.yaml", toy_registry)
+    (m,) = s.methods
+    assert m.grid == {"ridge": [0.1, 10.0]}  # the method's documented default grid
+    assert [p["ridge"] for p in m.grid_points()] == [0.1, 10.0]
+    assert [c.name for c in m.calibrators] == ["none", "metric-rescaling"]
+    assert s.seeds == (0, 1)
+    assert s.hash == parse_spec(spec(), "other.yaml", toy_registry).hash
+
+
+def test_sweep_expands_rows(toy_registry):
+    s = parse_spec(spec(methods=[{"name": "ls", "method": "least-squares", "grid": {}, "sweep": {"ridge": [1, 2, 3]}}]), "s.yaml", toy_registry)
+    assert [m.label for m in s.methods] == ["ls[ridge=1]", "ls[ridge=2]", "ls[ridge=3]"]
+    assert [m.options["ridge"] for m in s.methods] == [1, 2, 3]
+    assert s.methods[0].sweep == {"ridge": 1}
+
+
+@pytest.mark.parametrize(
+    "over,where,what",
+    [
+        ({"seeds": "three"}, "seeds", "positive integer"),
+        ({"seeds": [1, 1]}, "seeds", "distinct"),
+        ({"datasets": []}, "datasets", "non-empty list"),
+        ({"datasets": [{"name": "nope"}]}, "datasets[0].name", "unknown dataset 'nope'; known datasets:"),
+        ({"datasets": [{"name": "toy", "noize": 1}]}, "datasets[0].noize", "unknown option for dataset 'toy'; known options: noise, seed"),
+        ({"datasets": [{"name": "toy", "noise": "loud"}]}, "datasets[0].noise", "expected a number, got 'loud'"),
+        ({"methods": [{"name": "x", "method": "nope"}]}, "methods[0].method", "unknown method 'nope'"),
+        ({"methods": [{"name": "x", "method": "least-squares", "ridge": "big"}]}, "methods[0].ridge", "expected a number"),
+        ({"methods": [{"name": "x", "method": "least-squares", "grid": {"ridge": []}}]}, "methods[0].grid.ridge", "non-empty list"),
+        ({"methods": [{"name": "x", "method": "least-squares", "grid": {"ridge": ["a"]}}]}, "methods[0].ridge", "expected a number"),
+        ({"methods": [{"name": "x", "method": "least-squares", "calibrators": ["magic"]}]}, "methods[0].calibrators[0].name", "unknown calibrator 'magic'"),
+        ({"methods": [{"name": "x", "method": "least-squares", "calibrators": [{"name": "metric-rescaling", "alpha": 1}]}]}, "methods[0].calibrators[0].alpha", "known options: alpha_max, alpha_min, steps"),
+        ({"methods": [{"name": "x", "method": "least-squares"}, {"name": "x", "method": "least-squares"}]}, "methods", "x appear(s) twice"),
+        ({"extra": 1}, "extra", "unknown top-level key"),
+        ({"name": ""}, "name", "non-empty string"),
+    ],
+)
+def test_errors_name_key_path_and_expectation(toy_registry, over, where, what):
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec(**over), "bench.yaml", toy_registry)
+    msg = str(err.value)
+    assert msg.startswith(f"bench.yaml: {where}: "), msg
+    assert what in msg
+
+
+def test_yaml_syntax_error_names_line(tmp_path, toy_registry):
+    f = tmp_path / "bad.yaml"
+    f.write_text("name: t\nseeds: [1, 2\n")
+    with pytest.raises(SpecError, match=r"bad.yaml: not valid YAML at line \d+"):
+        load_spec(f, toy_registry)
+
+
+def test_missing_spec_file(tmp_path, toy_registry):
+    with pytest.raises(SpecError, match="no such spec file"):
+        load_spec(tmp_path / "nope.yaml", toy_registry)
