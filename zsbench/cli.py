@@ -16,8 +16,9 @@ from zsbench.registry import KINDS, PluginWarning, get_registry
 from zsbench.summary import METRICS, summarize
 
 DEFAULT_RESULTS = "results.sqlite"
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (CI logs, files) gets wide tables instead of 80-column wrapping.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 results_option = click.option(
     "--results",
@@ -73,10 +74,11 @@ def validate(ctx: click.Context, spec: str) -> None:
 @results_option
 @click.option("--force", is_flag=True, help="Rerun runs already in the results database.")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (overrides the spec).")
-@click.option("--backend", type=click.Choice(["local"]), default="local", show_default=True, help="Where tasks run.")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Where tasks run (ray: pip install 'zsbench[ray]').")
+@click.option("--address", default=None, help="Ray cluster to run on (auto, ray://host:10001); default: a local instance.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
-def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: str | None, backend: str, quiet: bool) -> None:
+def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: str | None, backend: str, address: str | None, quiet: bool) -> None:
     """Run every (dataset x method x seed) of SPEC; finished runs are skipped unless --force."""
     from tqdm.auto import tqdm
 
@@ -86,7 +88,14 @@ def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: s
 
     registry = _registry(ctx)
     parsed = load_spec(spec, registry)
-    dev = resolve_device(device or parsed.device)
+    if backend == "ray":  # the device is resolved on the workers, which may have GPUs the driver lacks
+        from zsbench.backends.ray import RayBackend
+
+        chosen = RayBackend(registry, address=address, device=device or parsed.device)
+    elif address:
+        raise UserError("--address names a Ray cluster; add --backend ray")
+    else:
+        chosen = LocalBackend(registry, resolve_device(device or parsed.device), show_progress=not quiet)
     with ResultStore(results_path) as store:
         total = len(plan(parsed))
         bar = tqdm(total=total, desc=parsed.name, unit="run", disable=quiet, dynamic_ncols=True)
@@ -102,8 +111,7 @@ def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: s
                     + f" ({best.wall_time:.1f}s)"
                 )
 
-        local = LocalBackend(registry, dev, show_progress=not quiet)
-        done, skipped, failures = run_spec(parsed, store, local, force=force, on_done=report)
+        done, skipped, failures = run_spec(parsed, store, chosen, force=force, on_done=report)
         bar.update(len(skipped))
         bar.close()
         console.print(
@@ -203,8 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     _attach_optional_commands()
     try:
         cli.main(args=argv, prog_name="zsbench", standalone_mode=False)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        err_console.print("interrupted: finished runs are saved; rerun the same command to resume")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
@@ -212,6 +220,3 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         err_console.print(f"[red]error[/]: {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("interrupted: finished runs are saved; rerun the same command to resume")
-        sys.exit(130)

@@ -1,0 +1,188 @@
+"""The Ray backend against the local one, on one local Ray instance (2 CPUs) for the module.
+
+This module is also a plugin: its ``flaky`` method fails a set number of times, writing one line
+per failed attempt to a file, so retries are counted across worker processes. Workers import it
+(and ``toy_plugin``) by name, through the PYTHONPATH of the instance's runtime_env.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import zsbench
+from zsbench.backends.ray import RayBackend, plugin_refs
+from zsbench.errors import UserError
+from zsbench.registry import Registry
+from zsbench.runner import LocalBackend, plan, run_spec
+from zsbench.spec import parse_spec
+from zsbench.store import ResultStore
+
+TESTS = Path(__file__).resolve().parent
+COMPARED = ("dataset", "method", "calibrator", "seed", "u", "s", "H", "zsl", "calibration_param", "hyperparameters")
+SAME = {
+    "name": "ray-same",
+    "seeds": 2,
+    "datasets": [{"name": "toy"}],
+    "methods": [{"name": "ls", "method": "least-squares", "calibrators": ["none", "metric-rescaling"]}],
+}
+
+
+class Flaky:
+    """Fails its first ``failures`` fits (every fit when negative), then fits like least-squares."""
+
+    def __init__(self, counter: str, failures: int, user_error: bool):
+        self.counter, self.failures, self.user_error = Path(counter), failures, user_error
+
+    def fit(self, data: zsbench.FitData, context: zsbench.RunContext):
+        failed = len(self.counter.read_text().splitlines()) if self.counter.exists() else 0
+        if self.failures < 0 or failed < self.failures:
+            with self.counter.open("a") as f:
+                f.write("failed\n")
+            raise (UserError if self.user_error else RuntimeError)(f"flaky failure {failed + 1}")
+        return importlib.import_module("toy_plugin").LeastSquares().fit(data, context)
+
+
+def flaky(counter: str, failures: int = -1, user_error: bool = False) -> Flaky:
+    """Least-squares that fails a set number of times first (tests)."""
+    return Flaky(counter, failures, user_error)
+
+
+@zsbench.hookimpl
+def register_methods(register):
+    register("flaky", flaky)
+
+
+@pytest.fixture
+def registry():
+    extra = [("toy", importlib.import_module("toy_plugin"), None, None), ("ray-test", sys.modules[__name__], None, None)]
+    return Registry.from_entry_points(extra=extra)
+
+
+@pytest.fixture(scope="module")
+def ray_instance(tmp_path_factory):
+    ray = pytest.importorskip("ray")
+    cache = tmp_path_factory.mktemp("ray-cache")  # workers never touch a user's cache either
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(TESTS), "ZSBENCH_CACHE": str(cache)}},
+    )
+    yield ray
+    ray.shutdown()
+
+
+def _run(spec, registry, backend, path, on_done=None):
+    with ResultStore(path) as store:
+        done, skipped, failures = run_spec(parse_spec(spec, "ray.yaml", registry), store, backend, on_done=on_done)
+        return done, skipped, failures, store.rows()
+
+
+def _compared(rows):
+    return sorted(tuple(r[k] for k in COMPARED) for r in rows)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_same_rows_as_local_and_an_interrupted_run_resumes(ray_instance, registry, tmp_path):
+    local = _run(SAME, registry, LocalBackend(registry, torch.device("cpu"), show_progress=False), tmp_path / "local.sqlite")[3]
+
+    def interrupt(task, outcome):
+        raise Interrupt  # the driver stops right after storing its first finished task
+
+    backend = RayBackend(registry, device="cpu")
+    with pytest.raises(Interrupt):
+        _run(SAME, registry, backend, tmp_path / "ray.sqlite", on_done=interrupt)
+    done, skipped, failures, rows = _run(SAME, registry, backend, tmp_path / "ray.sqlite")
+    assert len(done) == 1 and len(skipped) == 1 and not failures
+    assert len(local) == len(rows) == 4  # 2 seeds x 2 calibrators
+    assert _compared(rows) == _compared(local)
+
+
+@pytest.mark.slow
+def test_failures_are_retried_then_reported_and_the_rest_is_stored(ray_instance, registry, tmp_path):
+    counters = {name: tmp_path / f"{name}.count" for name in ("broken", "recovers", "refused")}
+    spec = {
+        "name": "ray-failures",
+        "seeds": [0],
+        "datasets": [{"name": "toy"}],
+        "methods": [
+            {"name": "ls", "method": "least-squares", "grid": {"ridge": [1.0]}},
+            {"name": "broken", "method": "flaky", "counter": str(counters["broken"])},
+            {"name": "recovers", "method": "flaky", "counter": str(counters["recovers"]), "failures": 1},
+            {"name": "refused", "method": "flaky", "counter": str(counters["refused"]), "user_error": True},
+        ],
+    }
+    backend = RayBackend(registry, device="cpu", max_retries=2)
+    done, skipped, failures, rows = _run(spec, registry, backend, tmp_path / "r.sqlite")
+    attempts = {name: len(path.read_text().splitlines()) for name, path in counters.items()}
+    assert attempts == {"broken": 3, "recovers": 1, "refused": 1}  # retried twice; a UserError is not retried
+    assert sorted(t.method.label for t in done) == ["ls", "recovers"] and not skipped
+    by_method = {f.task.method.label: f for f in failures}
+    assert sorted(by_method) == ["broken", "refused"]
+    assert "flaky failure 3" in by_method["broken"].message and "3 attempts" in by_method["broken"].message
+    assert not by_method["broken"].user_error
+    assert by_method["refused"].user_error and by_method["refused"].message == "flaky failure 1"
+    assert sorted(r["method"] for r in rows) == ["ls", "recovers"]
+
+    done, skipped, failures, again = _run(spec, registry, backend, tmp_path / "r.sqlite")
+    assert not done and sorted(t.method.label for t in skipped) == ["ls", "recovers"]
+    assert sorted(f.task.method.label for f in failures) == ["broken", "refused"]
+    assert again == rows
+    assert len(counters["recovers"].read_text().splitlines()) == 1  # finished rows were not rerun
+
+
+def test_plugins_travel_by_module_name(registry):
+    refs = {name: module for name, module, _, _ in plugin_refs(registry)}
+    assert refs["toy"] == "toy_plugin" and refs["ray-test"] == __name__
+    assert refs["calibrators"] == "zsbench_calibrators"
+
+
+def test_without_ray_installed_the_error_says_how_to_get_it(registry, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    task = plan(parse_spec(SAME, "ray.yaml", registry))[0]
+    with pytest.raises(UserError, match=r"pip install 'zsbench\[ray\]'"):
+        list(RayBackend(registry).run([task]))
+
+
+@pytest.mark.parametrize(
+    "options, cluster, gpus",
+    [
+        ({}, {"CPU": 2}, 0),
+        ({}, {"CPU": 2, "GPU": 2}, 1),  # auto takes a GPU when the cluster has one
+        ({"device": "cpu"}, {"CPU": 2, "GPU": 2}, 0),
+        ({"device": "cuda:1"}, {"CPU": 2}, 1),
+        ({"num_gpus_per_task": 0.25}, {"CPU": 2, "GPU": 1}, 0.25),
+    ],
+)
+def test_gpus_per_task_follow_the_device(registry, options, cluster, gpus):
+    assert RayBackend(registry, **options)._task_gpus(cluster) == gpus
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"num_cpus_per_task": 0}, "num_cpus_per_task must be positive"),
+        ({"num_gpus_per_task": 1.5}, "fraction of one GPU or a whole number"),
+        ({"max_retries": -1}, "non-negative integer"),
+        ({"device": "mps"}, "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    ],
+)
+def test_bad_settings_are_user_errors(registry, options, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        RayBackend(registry, **options)
+
+
+def test_a_task_too_large_for_the_local_instance_is_refused(registry):
+    backend = RayBackend(registry, device="cuda")
+    with pytest.raises(UserError, match="asks for 1 GPU"):
+        backend._check_fits({"CPU": 2}, backend._task_gpus({"CPU": 2}))
+    with pytest.raises(UserError, match="needs a GPU per task"):
+        RayBackend(registry, device="cuda", num_gpus_per_task=0)._task_gpus({"CPU": 2})

@@ -1,0 +1,192 @@
+"""Tasks as Ray tasks on a local or remote cluster; the driver alone writes results.
+
+Each data set is loaded once in the driver and put once in the object store: every task gets
+the same ObjectRef, so its arrays reach the workers of a node through shared memory instead of
+being copied per task (raw images stay on the shared data root and are read by path). Workers
+register the same plugin modules as the driver's registry, run ``runner.execute`` and return
+rows; the driver yields them as they finish, so ``run_spec`` writes, skips and resumes exactly
+as with the local backend. Ray is imported only when a run starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+
+from zsbench.errors import UserError
+from zsbench.registry import Registry
+from zsbench.runner import Failure, Task, execute, load_dataset, resolve_device
+from zsbench.store import ResultRow
+
+PluginRef = tuple[str, str, str | None, str | None]  # plugin name, module name, distribution, version
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise UserError("the ray backend needs Ray: pip install 'zsbench[ray]'") from None
+    return ray
+
+
+@attrs.frozen
+class _Refused:
+    """A task's UserError, returned instead of raised: a retry would fail the same way."""
+
+    message: str
+
+
+def plugin_refs(registry: Registry) -> tuple[PluginRef, ...]:
+    """The driver registry's plugins as importable module names, so workers load the same set."""
+    versions = {e.plugin: (e.distribution, e.version) for e in registry.list()}
+    refs = []
+    for name, module in registry.plugin_manager.list_name_plugin():
+        if module.__name__ == "__main__":
+            raise UserError(
+                f"plugin {name!r} is defined in the script being run; Ray workers can only load "
+                "plugins from importable modules, so move it into a module"
+            )
+        refs.append((name, module.__name__, *versions.get(name, (None, None))))
+    return tuple(sorted(refs))
+
+
+@functools.cache
+def _worker_registry(plugins: tuple[PluginRef, ...], strict: bool) -> Registry:
+    """Built once per worker process and reused by every task it runs."""
+    loaded = []
+    for name, module_name, dist, version in plugins:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise UserError(
+                f"plugin {name!r} (module {module_name}) cannot be imported on a Ray worker: {exc}; "
+                "install it on every node or ship it in the job's runtime_env"
+            ) from None
+        loaded.append((name, module, dist, version))
+    return Registry(loaded, strict=strict)
+
+
+def _run_task(task: Task, bundle, plugins: tuple[PluginRef, ...], strict: bool, device: str) -> list[ResultRow] | _Refused:
+    """The body of every Ray task (``bundle`` arrives as the object store's shared copy)."""
+    try:
+        registry = _worker_registry(plugins, strict)
+        return execute(task, registry, bundle, resolve_device(device), show_progress=False)
+    except UserError as exc:
+        return _Refused(str(exc))
+
+
+def _positive(instance, attribute, value) -> None:
+    if value is not None and not value > 0:
+        raise UserError(f"{attribute.name} must be positive, got {value!r}")
+
+
+def _gpu_count(instance, attribute, value) -> None:
+    if value is not None and (value < 0 or (value > 1 and value != int(value))):
+        raise UserError(f"{attribute.name} must be 0, a fraction of one GPU or a whole number of GPUs, got {value!r}")
+
+
+def _retries(instance, attribute, value) -> None:
+    if not isinstance(value, int) or value < 0:
+        raise UserError(f"max_retries must be a non-negative integer, got {value!r}")
+
+
+def _device_name(instance, attribute, value) -> None:
+    if value not in ("auto", "cpu") and not (value == "cuda" or value.startswith("cuda:")):
+        raise UserError(f"device {value!r}: the ray backend takes 'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
+@attrs.define
+class RayBackend:
+    """Runs each task as a Ray task declaring ``num_cpus_per_task`` CPUs and ``num_gpus_per_task``
+    GPUs (a fraction shares a GPU; ``None`` takes one GPU per task when ``device`` asks for CUDA,
+    or is 'auto' on a cluster with GPUs). ``address`` is a Ray cluster (``auto``, ``ray://...``);
+    without one a local instance is started. A task whose method raises, or whose worker dies, is
+    retried ``max_retries`` times; a ``UserError`` is reported at once."""
+
+    registry: Registry
+    address: str | None = None
+    num_cpus_per_task: float = attrs.field(default=1, validator=_positive)
+    num_gpus_per_task: float | None = attrs.field(default=None, validator=_gpu_count)
+    max_retries: int = attrs.field(default=2, validator=_retries)
+    device: str = attrs.field(default="auto", validator=_device_name)
+
+    def _task_gpus(self, cluster: dict[str, float]) -> float:
+        if self.num_gpus_per_task is not None:
+            gpus = self.num_gpus_per_task
+        elif self.device == "cpu":
+            gpus = 0
+        else:
+            gpus = 1 if self.device != "auto" or cluster.get("GPU", 0) >= 1 else 0
+        if gpus == 0 and self.device != "auto" and self.device != "cpu":
+            raise UserError(f"device {self.device!r} needs a GPU per task, but num_gpus_per_task is 0")
+        return gpus
+
+    def _check_fits(self, cluster: dict[str, float], gpus: float) -> None:
+        """A local instance never grows: a task larger than it would wait forever."""
+        for resource, need in (("CPU", self.num_cpus_per_task), ("GPU", gpus)):
+            if need > cluster.get(resource, 0):
+                raise UserError(
+                    f"each task asks for {need:g} {resource}(s), but the local Ray instance has "
+                    f"{cluster.get(resource, 0):g}; lower the request or pass --address of a larger cluster"
+                )
+
+    def run(self, tasks: list[Task]) -> Iterator[tuple[Task, list[ResultRow] | Failure]]:
+        if not tasks:
+            return
+        ray = _import_ray()
+        started = not ray.is_initialized()
+        if started:
+            try:
+                ray.init(address=self.address)
+            except ConnectionError as exc:
+                raise UserError(f"cannot reach a Ray cluster at {self.address!r}: {exc}") from None
+        pending: dict[Any, Task] = {}
+        try:
+            cluster = ray.cluster_resources()
+            gpus = self._task_gpus(cluster)
+            if started and self.address is None:
+                self._check_fits(cluster, gpus)
+            device = "cpu" if gpus == 0 or self.device == "cpu" else ("auto" if self.device == "auto" else "cuda")
+            plugins = plugin_refs(self.registry)
+            # Data errors stop the whole run before anything is submitted: every task would fail.
+            datasets = {t.dataset.label: t.dataset for t in tasks}
+            bundles = {label: ray.put(load_dataset(spec, self.registry)) for label, spec in datasets.items()}
+            remote = ray.remote(_run_task).options(
+                num_cpus=self.num_cpus_per_task,
+                num_gpus=gpus,
+                max_retries=self.max_retries,
+                retry_exceptions=True,
+            )
+            for task in tasks:
+                ref = remote.remote(task, bundles[task.dataset.label], plugins, self.registry.strict, device)
+                pending[ref] = task
+            while pending:
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                task = pending.pop(ref)
+                yield task, self._outcome(ray, task, ref)
+        finally:
+            for ref in pending:  # interrupted: finished rows are stored, the rest rerun on resume
+                ray.cancel(ref)
+            if started:
+                ray.shutdown()
+
+    def _outcome(self, ray, task: Task, ref) -> list[ResultRow] | Failure:
+        attempts = f"failed on all {self.max_retries + 1} attempts"
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:  # the method raised every time
+            print(str(exc), file=sys.stderr)
+            cause = exc.cause or exc
+            detail = "".join(traceback.format_exception_only(type(cause), cause)).strip()
+            return Failure(task, f"{detail} ({attempts})", False)
+        except ray.exceptions.RayError as exc:  # a worker or node died every time
+            return Failure(task, f"{type(exc).__name__}: {exc} ({attempts})", False)
+        if isinstance(result, _Refused):
+            return Failure(task, result.message, True)
+        return result
