@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,13 +11,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(Path(__file__).parent))
+# Set before any fixture (module-scoped ones included) runs: tests never touch a user's cache.
+os.environ["ZSBENCH_CACHE"] = tempfile.mkdtemp(prefix="zsbench-test-cache-")
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Caches and data roots under a temporary folder: tests never touch a user's cache."""
-    cache = tmp_path_factory.getbasetemp() / "zsbench-cache"
-    monkeypatch.setenv("ZSBENCH_CACHE", str(cache))
+def _isolated_environment(monkeypatch):
+    """No user data root or strictness setting leaks into a test."""
     monkeypatch.delenv("ZSBENCH_DATA", raising=False)
     monkeypatch.delenv("ZSBENCH_STRICT_PLUGINS", raising=False)
     from zsbench.registry import reset_registry

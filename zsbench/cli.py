@@ -191,16 +191,11 @@ def plugins(ctx: click.Context, kind: str | None, pattern: str, as_json: bool) -
 
 def _attach_optional_commands() -> None:
     """Verbs that live in their own modules (data management, leaderboard)."""
-    try:
-        from zsbench.data.commands import data
-    except ImportError:  # TEMP until the data layer lands
-        data = None
-    if data is not None:
-        cli.add_command(data)
-    try:
-        from zsbench.leaderboard import leaderboard
-    except ImportError:
-        return
+    from zsbench.data.commands import data
+
+    from zsbench.leaderboard import leaderboard
+
+    cli.add_command(data)
     cli.add_command(leaderboard)
 
 

@@ -1,0 +1,147 @@
+"""Build a ``DatasetBundle`` from a folder in the xlsa17 layout, with optional Reed et al.
+texts and raw images: the loader behind the ``cub``, ``flo``, ``xlsa17`` and ``synthetic``
+Dataset plugins.
+
+Folder layout (all but the split file optional, as long as features or images are there)::
+
+    <root>/res101.mat          feature file (any name, same layout)
+    <root>/att_splits.mat      split file with class embeddings
+    <root>/text_c10/<class>/<image>.txt
+    <root>/CUB_200_2011/...    or  <root>/jpg/ + imagelabels.mat + setid.mat (raw images)
+
+The per-instance table (features, labels, image names, texts) is cached as memory-mapped Arrow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from zsbench.data import cache
+from zsbench.data.raw_images import RawImages, resolve_image_files
+from zsbench.data.reed_text import read_texts
+from zsbench.data.xlsa17 import load_features, load_splits
+from zsbench.errors import DataError, UserError
+from zsbench.interfaces import DatasetBundle
+
+TEXT_MODES = ("auto", "instance", "none")
+TEXT_FOLDER = "text_c10"
+
+
+def load_xlsa17_bundle(
+    name: str,
+    root: Path,
+    *,
+    features: str = "res101.mat",
+    splits: str = "att_splits.mat",
+    text: str = "auto",
+    images: bool = True,
+    raw_layout: Callable[[Path], RawImages | None] | None = None,
+    default_class_names: Callable[[int], tuple[str, ...]] | None = None,
+) -> DatasetBundle:
+    """Read, check and combine a data set's files into a bundle.
+
+    ``text``: "auto" uses ``text_c10/`` when it exists, "instance" requires it, "none" ignores
+    it (class embeddings are then the only side information). ``images``: attach raw image
+    paths when ``raw_layout(root)`` finds an image folder. ``default_class_names(C)`` names the
+    classes when the split file has no ``allclasses_names``.
+    """
+    root = Path(root)
+    if text not in TEXT_MODES:
+        raise UserError(f"dataset {name!r}: option text={text!r} is not one of {', '.join(TEXT_MODES)}")
+    if not root.is_dir():
+        raise DataError(root, f"data folder of {name!r} not found: run `zsbench data download "
+                              f"{name} --root {root}` or set the dataset's root option")
+    feature_path, split_path, text_dir = root / features, root / splits, root / TEXT_FOLDER
+    if text == "instance" and not text_dir.is_dir():
+        raise DataError(text_dir, "per-image texts requested (text: instance) but the folder is "
+                                  "missing; download them or use text: auto / none")
+    use_text = text != "none" and text_dir.is_dir()
+    raw = raw_layout(root) if images and raw_layout is not None else None
+    table = _instance_table(feature_path, raw, text_dir if use_text else None)
+    labels = cache.read_column(table, "label")
+    split_file = load_splits(split_path, len(labels), labels)
+    class_names = split_file.class_names
+    if class_names is None:
+        count = len(split_file.class_embeddings)
+        class_names = default_class_names(count) if default_class_names else tuple(
+            f"class_{k:03d}" for k in range(1, count + 1))
+    has_features = "features" in table.column_names
+    if raw is not None and not has_features:
+        labels = _labels_by_name(labels, raw.class_names, class_names)
+    image_files = _image_files(table, raw, feature_path if has_features else None)
+    embeddings = split_file.class_embeddings
+    side = [f"class embeddings ({split_path.stem.split('_')[0]}, {embeddings.shape[1]}-d)"]
+    if use_text:
+        side.insert(0, f"per-image text ({TEXT_FOLDER})")
+    return DatasetBundle(
+        name=name,
+        labels=labels,
+        class_names=tuple(class_names),
+        splits=split_file.splits,
+        features=cache.read_matrix(table, "features") if has_features else None,
+        feature_name=feature_path.stem if has_features else None,
+        image_files=image_files,
+        texts=cache.read_column(table, "texts") if use_text else None,
+        class_embeddings=embeddings,
+        side_information=" + ".join(side),
+        source=f"{root} ({', '.join(p.name for p in (feature_path, split_path, text_dir) if p.exists())})",
+    )
+
+
+def _instance_table(feature_path: Path, raw: RawImages | None, text_dir: Path | None):
+    """Per-instance columns from the feature file (or, without one, the raw image layout)."""
+    if not feature_path.is_file() and raw is None:
+        raise DataError(feature_path, "feature file not found, and no raw images to read instead: "
+                                      "run `zsbench data download` or set the `features` option")
+    sources = [feature_path] if feature_path.is_file() else list(raw.sources)
+    if text_dir is not None:
+        sources.append(text_dir)
+    key = cache.source_key(sources, texts=text_dir is not None, raw=raw is not None)
+
+    def build() -> dict[str, pa.Array]:
+        if feature_path.is_file():
+            features, labels, stored = load_features(feature_path)
+            columns = {"features": cache.matrix_column(features)}
+        else:
+            order = raw.xlsa17_order
+            labels, stored = raw.labels[order], tuple(raw.relative[i] for i in order)
+            columns = {}
+        columns["label"] = pa.array(labels, type=pa.int64())
+        if stored is not None:
+            columns["image_file"] = pa.array(stored, type=pa.string())
+        if text_dir is not None:
+            if stored is None:
+                raise DataError(feature_path, "has no `image_files`, needed to match the texts of "
+                                              f"{text_dir} to images")
+            columns["texts"] = pa.array(read_texts(text_dir, stored, labels),
+                                        type=pa.list_(pa.string()))
+        return columns
+
+    return cache.cached_table(key, build)
+
+
+def _labels_by_name(labels: np.ndarray, raw_names: tuple[str, ...], names: tuple[str, ...]) -> np.ndarray:
+    """Raw-layout class ids re-numbered to the split file's class order (its ``att`` columns),
+    when the split file names every raw class; otherwise the raw ids already are that order."""
+    if not set(raw_names) <= set(names):
+        return labels
+    position = {n: k for k, n in enumerate(names)}
+    return np.array([position[n] for n in raw_names], dtype=np.int64)[labels]
+
+
+def _image_files(table, raw: RawImages | None, feature_path: Path | None) -> tuple[Path, ...] | None:
+    if raw is None or "image_file" not in table.column_names:
+        return None
+    stored = cache.read_column(table, "image_file")
+    files = (resolve_image_files(stored, raw, feature_path) if feature_path is not None
+             else tuple(raw.root / s for s in stored))
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
+        raise DataError(missing[0], f"image not found ({len(missing)} of {len(files)} missing "
+                                    f"under {raw.root}); set images: false to use features only")
+    return files

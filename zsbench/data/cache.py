@@ -1,0 +1,124 @@
+"""A cache of per-instance tables (features, labels, texts) as memory-mapped Arrow datasets.
+
+Entries live under ``<cache home>/tables/<key>/`` and are keyed by the (path, size, mtime) of
+the files they were read from, so editing or replacing a source file rebuilds the entry. An
+entry is written to a temporary folder and renamed into place: a killed writer leaves no
+half-written entry, and concurrent writers of one key keep whichever finished first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pyarrow as pa
+
+from zsbench.paths import cache_home
+
+FORMAT_VERSION = "1"  # bump when the layout of cached tables changes
+TABLE_FILE = "table.arrow"  # Arrow IPC stream, the format ``datasets`` memory-maps
+_STALE_SECONDS = 3600  # a temporary folder this old belongs to a writer that died
+
+
+def tables_dir() -> Path:
+    return cache_home() / "tables"
+
+
+def source_key(sources: Iterable[os.PathLike | str], **options: object) -> str:
+    """A key for the table read from ``sources`` (files, or folders taken with every file in
+    them) with ``options``: it changes when any of those files does."""
+    digest = hashlib.sha256(f"zsbench-table-v{FORMAT_VERSION}".encode())
+    for source in sorted(os.path.abspath(s) for s in sources):
+        for path, stat in sorted(_walk(source)):
+            digest.update(f"\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    for name in sorted(options):
+        digest.update(f"\0{name}={options[name]!r}".encode())
+    return digest.hexdigest()[:32]
+
+
+def _walk(path: str) -> Iterator[tuple[str, os.stat_result]]:
+    if not os.path.isdir(path):
+        yield path, os.stat(path)
+        return
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_dir():
+                yield from _walk(entry.path)
+            else:
+                yield entry.path, entry.stat()
+
+
+def cached_table(key: str, build: Callable[[], Mapping[str, pa.Array]]) -> datasets.Dataset:
+    """The memory-mapped table stored under ``key``; ``build()`` makes its columns on a miss."""
+    final = tables_dir() / key
+    if final.is_dir():
+        try:
+            return _open(final)
+        except Exception:  # noqa: BLE001 - a damaged entry is rebuilt, never trusted
+            shutil.rmtree(final, ignore_errors=True)
+    _write(final, pa.table(dict(build())))
+    return _open(final)
+
+
+def _open(folder: Path) -> datasets.Dataset:
+    table = datasets.Dataset.from_file(str(folder / TABLE_FILE), in_memory=False)
+    table.data.table.validate(full=False)
+    return table
+
+
+def _write(final: Path, table: pa.Table) -> None:
+    """One record batch, so that every column is one contiguous, zero-copy mappable buffer."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(final.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    try:
+        (tmp / "table").mkdir()
+        with pa.OSFile(str(tmp / "table" / TABLE_FILE), "wb") as sink:
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table.combine_chunks(), max_chunksize=max(table.num_rows, 1))
+        try:
+            os.rename(tmp / "table", final)
+        except OSError:
+            if not final.is_dir():  # not a lost race with another writer: a real failure
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_stale(folder: Path) -> None:
+    now = time.time()
+    for tmp in folder.glob(".tmp-*"):
+        try:
+            if now - tmp.stat().st_mtime > _STALE_SECONDS:
+                shutil.rmtree(tmp, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+
+
+def matrix_column(values: np.ndarray) -> pa.Array:
+    """An (N, D) array as a fixed-size-list column (stored without per-row overhead)."""
+    values = np.ascontiguousarray(values)
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
+
+
+def read_matrix(table: datasets.Dataset, column: str) -> np.ndarray:
+    """A fixed-size-list column as an (N, D) read-only view of the memory-mapped file."""
+    chunked = table.data.table.column(column)
+    array = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
+    width = array.type.list_size
+    return array.flatten().to_numpy(zero_copy_only=True).reshape(-1, width)
+
+
+def read_column(table: datasets.Dataset, column: str) -> np.ndarray | list:
+    """A scalar column as a numpy vector, a string or list column as a Python list."""
+    chunked = table.data.table.column(column)
+    if pa.types.is_integer(chunked.type) or pa.types.is_floating(chunked.type):
+        return chunked.to_numpy()
+    return chunked.to_pylist()
