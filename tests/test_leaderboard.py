@@ -1,0 +1,253 @@
+"""The leaderboard: measured tables with CIs computed independently here, a separate reported
+section, readable PNG plots, and the command's error handling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+from scipy import stats
+
+from zsbench.cli import main
+from zsbench.errors import DataError
+from zsbench.leaderboard import (
+    REPORTED_TITLE,
+    leaderboard,
+    load_reported,
+    load_rows,
+    slug,
+    write_leaderboard,
+)
+from zsbench.store import ResultRow, ResultStore
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SEEDS = (0, 1, 2)
+METHODS = ("alpha-net", "beta-map")
+CALIBRATORS = ("none", "metric-rescaling")
+KAPPAS = (0.25, 0.5, 0.75)
+
+
+def accuracy(method: str, calibrator: str, seed: int, metric: str, kappa: float | None = None) -> float:
+    """Distinct, seed-dependent numbers, so every mean and CI in a page differs."""
+    base = {"alpha-net": 0.40, "beta-map": 0.55}.get(method, 0.30)
+    shift = {"u": 0.0, "s": 0.12, "zsl": 0.05}[metric] + (0.08 if calibrator != "none" else 0.0)
+    return base + shift + 0.013 * seed**2 + (0.1 * kappa if kappa is not None else 0.0)
+
+
+def curve(seed: int, steps: int, offset: float) -> dict[str, list[float]]:
+    params = np.linspace(0, 1, steps)
+    u = 0.2 + 0.5 * params + 0.01 * seed + offset
+    s = 0.8 - 0.4 * params**2
+    return {"params": params.tolist(), "u": u.tolist(), "s": s.tolist(), "H": (2 * u * s / (u + s)).tolist()}
+
+
+def row(method: str, calibrator: str, seed: int, dataset: str = "Flowers", kappa: float | None = None) -> ResultRow:
+    u, s, zsl = (accuracy(method, calibrator, seed, m, kappa) for m in ("u", "s", "zsl"))
+    label = method if kappa is None else f"{method}[loss.kappa={kappa}]"
+    curves = {}
+    if calibrator != "none":  # seeds 0 and 1 share a grid; seed 2 swept a different one
+        offset = accuracy(method, calibrator, seed, "u") - 0.4
+        curves = {split: curve(seed, 11 if seed < 2 else 7, offset) for split in ("validation", "test")}
+    return ResultRow(
+        run_key=f"key-{label}-{seed}",
+        spec_name="unit",
+        spec_hash="abc123",
+        dataset=dataset,
+        dataset_plugin="flo",
+        method=label,
+        method_plugin=method,
+        calibrator=calibrator,
+        seed=seed,
+        u=u,
+        s=s,
+        H=2 * u * s / (u + s),
+        zsl=zsl,
+        val_u=u,
+        val_s=s,
+        val_H=0.5,
+        calibration_param=None if calibrator == "none" else 0.1 * (seed + 1),
+        hyperparameters={"ridge": 1.0 if seed < 2 else 10.0},
+        sweep={} if kappa is None else {"loss.kappa": kappa},
+        side_information="class embeddings (att, 1024-d)",
+        features="efficientnet_lite0",
+        wall_time=1.0,
+        provenance={"zsbench": "0.1.0", "torch": "2.14.1", "device": "cpu", "run_key": f"key-{label}-{seed}"},
+        curves=curves,
+    )
+
+
+@pytest.fixture
+def results_db(tmp_path) -> Path:
+    path = tmp_path / "results.sqlite"
+    with ResultStore(path) as store:
+        for method in METHODS:
+            for seed in SEEDS:
+                store.write_run([row(method, c, seed) for c in CALIBRATORS])
+        for kappa in KAPPAS:
+            for seed in SEEDS:
+                store.write_run([row("gamma-clr", c, seed, kappa=kappa) for c in CALIBRATORS])
+    return path
+
+
+@pytest.fixture
+def reported_file(tmp_path) -> Path:
+    path = tmp_path / "reported.yaml"
+    path.write_text(yaml.safe_dump([
+        {"method": "PaperNet", "dataset": "FLOWERS", "u": 73.0, "s": 73.6, "H": 73.3, "zsl": 76.8, "source": "Some et al. 2019"},
+        {"method": "OtherNet", "dataset": "CUB", "u": 59.3, "s": 52.6, "H": 55.8, "source": "Other et al. 2018"},
+    ]))
+    return path
+
+
+def ci(values: list[float]) -> str:
+    """Mean ± 95% CI half-width (Student t, n-1 dof), in percent, the way a reader checks it."""
+    v = np.array(values) * 100
+    half = stats.t.ppf(0.975, len(v) - 1) * np.std(v, ddof=1) / np.sqrt(len(v))
+    return f"{v.mean():.1f} ± {half:.1f}"
+
+
+def table_lines(page: str, section: str) -> list[str]:
+    body = page.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    return [line for line in body.splitlines() if line.startswith("| ")][2:]
+
+
+def assert_png(path: Path) -> None:
+    assert path.is_file() and path.read_bytes()[:8] == PNG_MAGIC
+    assert path.stat().st_size > 5_000  # a drawn figure, not an empty canvas
+
+
+def test_pages_have_independently_computed_cis_sorted_by_h(results_db, reported_file, tmp_path):
+    out = tmp_path / "site"
+    written = write_leaderboard(load_rows(results_db), out, load_reported(reported_file), with_plots=False)
+    assert [p.name for p in written] == ["index.md", "flowers.md", "cub.md"]
+    page = (out / "flowers.md").read_text()
+    measured = table_lines(page, "Measured")
+    assert len(measured) == len(METHODS) * len(CALIBRATORS)  # swept entries are not in this table
+    for method in METHODS:
+        for cal in CALIBRATORS:
+            line = next(r for r in measured if f"| {method} | {cal} |" in r)
+            for metric in ("u", "s", "zsl"):
+                assert ci([accuracy(method, cal, seed, metric) for seed in SEEDS]) in line
+            hs = []
+            for seed in SEEDS:
+                u, s = accuracy(method, cal, seed, "u"), accuracy(method, cal, seed, "s")
+                hs.append(2 * u * s / (u + s))
+            assert ci(hs) in line
+            assert "| 3 |" in line and "efficientnet_lite0" in line and "class embeddings (att, 1024-d)" in line
+            assert "ridge=1 (seeds 0, 1); ridge=10 (seed 2)" in line
+            assert "<details>" in line and "key-" + method + "-2" in line and "abc123" in line
+    # best H first: beta-map + calibration beats everything else
+    assert measured[0].startswith("| 1 | beta-map | metric-rescaling |")
+    assert "metric-rescaling parameter 0.1 to 0.3" in measured[0]
+    assert "PaperNet" not in "\n".join(measured)
+
+    # the sweep: its own table, one row per (value, calibrator), CIs over seeds
+    sweep = table_lines(page, "Sweeps")
+    assert len(sweep) == len(KAPPAS) * len(CALIBRATORS)
+    line = next(r for r in sweep if r.startswith("| 0.5 | none |"))
+    assert ci([accuracy("gamma-clr", "none", seed, "u", 0.5) for seed in SEEDS]) in line
+
+    # literature numbers: a separate, labelled section on the matching data set only
+    assert page.count(REPORTED_TITLE) == 1
+    assert page.index(REPORTED_TITLE) > page.index("## Measured")
+    reported = table_lines(page, REPORTED_TITLE)
+    assert reported == ["| PaperNet | 73.0 | 73.6 | 73.3 | 76.8 | Some et al. 2019 |  |"]
+    cub = (out / "cub.md").read_text()
+    assert "OtherNet" in cub and "No runs of this data set" in cub and "## Measured" not in cub
+
+    index = (out / "index.md").read_text()
+    assert "[Flowers](flowers.md)" in index and "[CUB](cub.md)" in index
+    assert "beta-map + metric-rescaling" in index
+
+
+@pytest.mark.slow
+def test_plots_are_png_files_linked_from_the_page(results_db, tmp_path):
+    written = write_leaderboard(load_rows(results_db), tmp_path)
+    page = (tmp_path / "flowers.md").read_text()
+    pngs = sorted(p.name for p in written if p.suffix == ".png")
+    assert pngs == [
+        "flowers-h-test.png",
+        "flowers-h-validation.png",
+        "flowers-seen-unseen.png",
+        "flowers-sweep-gamma-clr-loss-kappa.png",
+    ]
+    for name in pngs:
+        assert_png(tmp_path / name)
+        assert f"]({name})" in page
+    assert "test curve for illustration" in page.lower()
+
+
+def test_rows_without_curves_give_tables_and_no_calibration_plots(tmp_path):
+    rows = [{**attrs.asdict(row("solo", "none", seed)), "curves": {}, "id": seed} for seed in SEEDS]
+    written = write_leaderboard(rows, tmp_path / "out")  # no curves: nothing to draw, so fast
+    assert [p.name for p in written] == ["index.md", "flowers.md"]
+    page = written[1].read_text()
+    assert "## Calibration" not in page and REPORTED_TITLE not in page
+    assert ci([accuracy("solo", "none", s, "u") for s in SEEDS]) in page
+
+
+def test_one_seed_shows_the_mean_without_an_interval(tmp_path):
+    rows = [{**attrs.asdict(row("solo", "metric-rescaling", 0)), "id": 1}]
+    write_leaderboard(rows, tmp_path, with_plots=False)
+    line = table_lines((tmp_path / "flowers.md").read_text(), "Measured")[0]
+    assert f"| {100 * accuracy('solo', 'metric-rescaling', 0, 'u'):.1f} |" in line and "±" not in line
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("- {method: X, dataset: D, u: 1, s: 2, H: 3}", "'source' must be a non-empty string"),
+        ("- {method: X, dataset: D, u: 140, source: S}", "'u' must be a percentage"),
+        ("- {method: X, dataset: D, source: S}", "at least one of"),
+        ("- {method: X, dataset: D, H: 3, source: S, year: 2019}", "unknown key(s) ['year']"),
+        ("method: X", "expected a list"),
+        ("- [", "not valid YAML"),
+    ],
+)
+def test_bad_reported_files_name_the_problem(tmp_path, content, message):
+    path = tmp_path / "reported.yaml"
+    path.write_text(content)
+    with pytest.raises(DataError) as err:
+        load_reported(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_command_writes_pages_and_reads_the_default_reported_file(results_db, reported_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "benchmarks").mkdir()
+    reported_file.rename(tmp_path / "benchmarks" / "reported.yaml")
+    result = CliRunner().invoke(leaderboard, ["--results", str(results_db), "--out", "lb", "--no-plots"])
+    assert result.exit_code == 0, result.output
+    assert "wrote 3 page(s) and 0 plot(s)" in result.output and "2 reported result(s)" in result.output
+    assert REPORTED_TITLE in (tmp_path / "lb" / "flowers.md").read_text()
+
+
+def test_command_warns_when_two_specs_share_entry_names(results_db, tmp_path):
+    with ResultStore(results_db) as store:
+        store.write_run([attrs.evolve(row("alpha-net", "none", 0), run_key="other", spec_name="rerun")])
+    result = CliRunner().invoke(leaderboard, ["--results", str(results_db), "--out", str(tmp_path), "--no-plots"])
+    assert result.exit_code == 0
+    assert "warning: Flowers / alpha-net: seeds [0, 0, 1, 2] from specs unit, rerun" in result.output
+    assert "--spec-name" in result.output
+    quiet = CliRunner().invoke(
+        leaderboard, ["--results", str(results_db), "--out", str(tmp_path), "--no-plots", "--spec-name", "unit"]
+    )
+    assert quiet.exit_code == 0 and "warning" not in quiet.output
+
+
+def test_command_without_a_database_exits_2_with_a_message(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["leaderboard", "--results", str(tmp_path / "missing.sqlite"), "--out", str(tmp_path / "lb")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "missing.sqlite" in err and "no results database" in err
+    assert "Traceback" not in err and not (tmp_path / "lb").exists()
+
+
+def test_slugs_are_file_safe():
+    assert slug("CUB-200 (res101)") == "cub-200-res101"
+    assert slug("///") == "unnamed"
