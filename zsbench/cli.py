@@ -76,9 +76,12 @@ def validate(ctx: click.Context, spec: str) -> None:
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (overrides the spec).")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Where tasks run (ray: pip install 'zsbench[ray]').")
 @click.option("--address", default=None, help="Ray cluster to run on (auto, ray://host:10001); default: a local instance.")
+@click.option("--threads", type=click.IntRange(min=0), default=1, show_default=True,
+              help="torch CPU threads per task (0: torch's default). Small models run faster on one.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
-def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: str | None, backend: str, address: str | None, quiet: bool) -> None:
+def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: str | None, backend: str,
+        address: str | None, threads: int, quiet: bool) -> None:
     """Run every (dataset x method x seed) of SPEC; finished runs are skipped unless --force."""
     from tqdm.auto import tqdm
 
@@ -95,7 +98,8 @@ def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: s
     elif address:
         raise UserError("--address names a Ray cluster; add --backend ray")
     else:
-        chosen = LocalBackend(registry, resolve_device(device or parsed.device), show_progress=not quiet)
+        chosen = LocalBackend(registry, resolve_device(device or parsed.device), show_progress=not quiet,
+                              threads=threads or None)
     with ResultStore(results_path) as store:
         total = len(plan(parsed))
         bar = tqdm(total=total, desc=parsed.name, unit="run", disable=quiet, dynamic_ncols=True)
@@ -192,7 +196,6 @@ def plugins(ctx: click.Context, kind: str | None, pattern: str, as_json: bool) -
 def _attach_optional_commands() -> None:
     """Verbs that live in their own modules (data management, leaderboard)."""
     from zsbench.data.commands import data
-
     from zsbench.leaderboard import leaderboard
 
     cli.add_command(data)

@@ -8,7 +8,7 @@ Indices are 0-based everywhere inside zsbench; 1-based file formats are converte
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -132,6 +132,9 @@ class RunContext:
     cache_dir: Path
     stage: Literal["validation", "test"] = "validation"
     show_progress: bool = True
+    # Validation metrics of a partly trained scorer, for progress display (e.g. {"val_H": 0.41});
+    # set by the runner in the validation stage only, so no test number is ever shown mid-fit.
+    evaluate: Callable[[Scorer], dict[str, float]] | None = None
 
     def bar(self, total: int, desc: str, **kwargs: Any):
         """A tqdm progress bar for long loops (training steps, epochs, batches)."""

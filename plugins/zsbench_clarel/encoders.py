@@ -1,0 +1,106 @@
+"""Vector encoders: a projection of precomputed vectors into the joint space.
+
+``feature-projection`` is the authors' image branch (frozen CNN feature -> dropout -> linear).
+``class-projection`` is the text branch for data sets that offer only class embeddings (FLO's
+``att``): the class embedding plays the role of every image's text, so CLAREL still trains and
+is compared with the class-level baselines on the same side information.
+
+Every encoder here says which input it consumes (``input_kind``) so the method knows whether to
+hand it feature rows, image files, sentences or class embeddings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from zsbench.errors import UserError
+from zsbench.interfaces import EncoderContext
+
+FEATURES, IMAGE_FILES, TEXTS, CLASS_EMBEDDINGS = (
+    "features",
+    "image_files",
+    "texts",
+    "class_embeddings",
+)
+
+
+class Projection(nn.Sequential):
+    """Dropout, optional ReLU hidden layers, then a linear map to the joint space (no final
+    nonlinearity: the metric lives in the projected space)."""
+
+    def __init__(self, input_dim: int, embed_dim: int, dropout: float, hidden: Sequence[int] = ()):
+        layers: list[nn.Module] = [nn.Dropout(dropout)]
+        width = input_dim
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        layers.append(nn.Linear(width, embed_dim))
+        super().__init__(*layers)
+
+
+class VectorProjection(nn.Module):
+    """An encoder of fixed-width vectors; ``prepare`` only stacks them into a float tensor."""
+
+    def __init__(
+        self,
+        modality: str,
+        input_kind: str,
+        input_dim: int,
+        embed_dim: int,
+        dropout: float,
+        hidden: Sequence[int] = (),
+    ):
+        super().__init__()
+        self.modality, self.input_kind, self.embed_dim = modality, input_kind, embed_dim
+        self.projection = Projection(input_dim, embed_dim, dropout, hidden)
+
+    def prepare(self, items: Sequence[Any]) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(items, dtype=np.float32))
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.projection(batch)
+
+
+def check_probability(name: str, value: float) -> float:
+    if not 0.0 <= value < 1.0:
+        raise UserError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _input_dim(context: EncoderContext, what: str) -> int:
+    if context.input_dim is None:
+        raise UserError(f"this encoder projects {what}, but the data set provides none")
+    return context.input_dim
+
+
+def build_feature_projection(
+    context: EncoderContext, *, dropout: float = 0.25, hidden: list[int] | None = None
+) -> VectorProjection:
+    """Image features (xlsa17 layout) -> dropout -> linear projection to the joint space."""
+    return VectorProjection(
+        "image",
+        FEATURES,
+        _input_dim(context, "image features"),
+        context.embed_dim,
+        check_probability("dropout", dropout),
+        hidden or (),
+    )
+
+
+def build_class_projection(
+    context: EncoderContext, *, dropout: float = 0.0, hidden: list[int] | None = None
+) -> VectorProjection:
+    """Class embeddings -> linear or MLP projection: the text side when a data set has no per-image text."""
+    return VectorProjection(
+        "text",
+        CLASS_EMBEDDINGS,
+        _input_dim(context, "class embeddings"),
+        context.embed_dim,
+        check_probability("dropout", dropout),
+        hidden or (),
+    )

@@ -1,0 +1,164 @@
+"""The authors' sentence encoder: word vectors -> residual 1-D CNN -> BiLSTM -> mean -> projection.
+
+Padding never leaks into a sentence's embedding: padded positions are zeroed before every
+convolution (so they look like the convolution's own zero padding), excluded from max-pooling,
+skipped by the packed LSTM and left out of the mean. A sentence therefore embeds the same
+whatever length it is padded to (in eval mode; batch-norm statistics in training see the pads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from zsbench.errors import UserError
+from zsbench.interfaces import EncoderContext
+from zsbench_clarel.encoders import TEXTS, Projection, check_probability
+from zsbench_clarel.vocabulary import PAD, Vocabulary
+from zsbench_clarel.word_vectors import load_word_vectors
+
+
+class ConvUnit(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        self.norm = nn.BatchNorm1d(out_channels)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(x * mask))
+
+
+class ResidualBlock(nn.Module):
+    """``units`` conv+BN(+ReLU) units with a shortcut around them, then a masked max-pool by 2."""
+
+    def __init__(self, in_channels: int, out_channels: int, units: int, kernel_size: int):
+        super().__init__()
+        self.units = nn.ModuleList(
+            ConvUnit(in_channels if i == 0 else out_channels, out_channels, kernel_size)
+            for i in range(units)
+        )
+        self.shortcut = (
+            nn.Identity()
+            if in_channels == out_channels
+            else nn.Conv1d(in_channels, out_channels, kernel_size=1)
+        )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = x
+        for i, unit in enumerate(self.units):
+            h = unit(h, mask)
+            if i < len(self.units) - 1:
+                h = torch.relu(h)
+        h = torch.relu(h + self.shortcut(x * mask))
+        pooled = nn.functional.max_pool1d(h.masked_fill(~mask, float("-inf")), 2, ceil_mode=True)
+        pooled_mask = nn.functional.max_pool1d(mask.float(), 2, ceil_mode=True).bool()
+        return pooled.masked_fill(~pooled_mask, 0.0), pooled_mask
+
+
+class CnnLstmEncoder(nn.Module):
+    """Token ids (n, T) -> (n, embed_dim); ``prepare`` tokenises sentences with the vocabulary."""
+
+    modality = "text"
+    input_kind = TEXTS
+
+    def __init__(
+        self,
+        vocabulary: Vocabulary,
+        embed_dim: int,
+        *,
+        vectors: np.ndarray | None,
+        word_dim: int,
+        max_tokens: int,
+        filters: int,
+        blocks: int,
+        units_per_block: int,
+        kernel_size: int,
+        lstm_hidden: int,
+        dropout: float,
+    ):
+        super().__init__()
+        self.vocabulary, self.embed_dim, self.max_tokens = vocabulary, embed_dim, max_tokens
+        if vectors is None:
+            self.words = nn.Embedding(len(vocabulary), word_dim, padding_idx=PAD)
+        else:  # frozen pretrained vectors; pad and unknown rows are zero
+            self.words = nn.Embedding.from_pretrained(
+                torch.as_tensor(vectors), freeze=True, padding_idx=PAD
+            )
+        widths = [self.words.embedding_dim] + [filters * 2**b for b in range(blocks)]
+        self.blocks = nn.ModuleList(
+            ResidualBlock(widths[b], widths[b + 1], units_per_block, kernel_size)
+            for b in range(blocks)
+        )
+        self.lstm = nn.LSTM(widths[-1], lstm_hidden, batch_first=True, bidirectional=True)
+        self.projection = Projection(2 * lstm_hidden, embed_dim, dropout)
+
+    def prepare(self, items: Sequence[str]) -> torch.Tensor:
+        return self.vocabulary.encode(items, self.max_tokens)
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        mask = (batch != PAD).unsqueeze(1)  # (n, 1, T)
+        x = self.words(batch).transpose(1, 2)  # (n, word_dim, T)
+        for block in self.blocks:
+            x, mask = block(x, mask)
+        lengths = mask.squeeze(1).sum(1).clamp_min(1)  # an empty sentence reads as one zero step
+        packed = pack_padded_sequence(
+            x.transpose(1, 2).float(), lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        with torch.autocast(x.device.type, enabled=False):  # the recurrence stays in float32
+            steps, _ = pad_packed_sequence(
+                self.lstm(packed)[0], batch_first=True, total_length=x.shape[2]
+            )
+        pooled = steps.sum(1) / lengths.unsqueeze(1).to(
+            steps.dtype
+        )  # padded steps come back as zeros
+        return self.projection(pooled)
+
+
+def build_cnn_lstm(
+    context: EncoderContext,
+    *,
+    word_vectors: str | None = None,
+    vocab_size: int = 10_000,
+    min_count: int = 1,
+    word_dim: int = 300,
+    max_tokens: int = 30,
+    filters: int = 256,
+    blocks: int = 2,
+    units_per_block: int = 3,
+    kernel_size: int = 3,
+    lstm_hidden: int = 512,
+    dropout: float = 0.25,
+) -> CnnLstmEncoder:
+    """Sentences -> word vectors (frozen word2vec/GloVe file, or learned) -> residual CNN -> BiLSTM."""
+    if not context.training_texts:
+        raise UserError(
+            "the cnn-lstm text encoder needs per-image training sentences; this data set has "
+            "none (use text_encoder: {name: class-projection})"
+        )
+    if (
+        min(vocab_size, word_dim, max_tokens, filters, blocks, units_per_block, lstm_hidden) < 1
+        or kernel_size % 2 == 0
+    ):
+        raise UserError("cnn-lstm sizes must be positive and kernel_size odd")
+    vocabulary = Vocabulary.build(context.training_texts, max_size=vocab_size, min_count=min_count)
+    vectors = None
+    if word_vectors is not None:
+        vectors, _ = load_word_vectors(word_vectors, vocabulary.words)
+        vectors[:2] = 0.0  # pad and unknown words are zero vectors
+    return CnnLstmEncoder(
+        vocabulary,
+        context.embed_dim,
+        vectors=vectors,
+        word_dim=word_dim,
+        max_tokens=max_tokens,
+        filters=filters,
+        blocks=blocks,
+        units_per_block=units_per_block,
+        kernel_size=kernel_size,
+        lstm_hidden=lstm_hidden,
+        dropout=check_probability("dropout", dropout),
+    )

@@ -1,0 +1,419 @@
+"""The CLAREL method end to end on small synthetic problems: learning, decisions, determinism,
+checkpoints and resume, instance-text and class-level modes."""
+
+from __future__ import annotations
+
+import itertools
+
+import attrs
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from zsbench_clarel.encoders import build_feature_projection
+from zsbench_clarel.method import ClarelScorer, build_clarel
+
+import zsbench
+from zsbench.calibration import sweep
+from zsbench.interfaces import ClassSide, EncoderContext, EvalInputs, FitData, RunContext
+
+SEEN, UNSEEN, PER_CLASS = 6, 3, 12
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: extra threads only add synchronisation, which a busy machine punishes."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+WORDS = ("red", "blue", "round", "spotted", "tiny", "tall", "waxy", "striped")
+
+
+def _problem(seed: int = 0, texts: bool = False):
+    """Each class is a distinct combination of 3 of 8 attribute words; its class embedding is the
+    noisy indicator of those words, an image's feature a fixed random map of it plus noise, and an
+    image's sentences name the words in random order (plus a random distractor word). Unseen
+    classes recombine seen words, so knowledge can transfer."""
+    rng = np.random.default_rng(seed)
+    k = SEEN + UNSEEN
+    combos = list(itertools.combinations(range(len(WORDS)), 3))
+    class_words = [[WORDS[w] for w in combos[c]] for c in rng.choice(len(combos), k, replace=False)]
+    indicator = np.array([[w in words for w in WORDS] for words in class_words], dtype=np.float32)
+    attributes = indicator + 0.1 * rng.normal(size=indicator.shape).astype(np.float32)
+    mixing = rng.normal(size=(len(WORDS), 20)).astype(np.float32)
+    labels = np.repeat(np.arange(k), PER_CLASS)
+    features = attributes[labels] @ mixing + 0.3 * rng.normal(size=(len(labels), 20)).astype(
+        np.float32
+    )
+    sentences = [
+        tuple(" ".join(rng.permutation(class_words[c])) + f" {rng.choice(WORDS)}" for _ in range(3))
+        for c in labels
+    ]
+    class_texts = tuple(
+        tuple(s for i in np.flatnonzero(labels == c) for s in sentences[i]) for c in range(k)
+    )
+    seen = labels < SEEN
+    classes = ClassSide(
+        ids=np.arange(k),
+        names=tuple(f"c{c}" for c in range(k)),
+        seen=np.arange(k) < SEEN,
+        embeddings=attributes,
+        texts=class_texts if texts else None,
+    )
+    fit = FitData(
+        labels=labels[seen],
+        classes=classes,
+        features=features[seen],
+        texts=[sentences[i] for i in np.flatnonzero(seen)] if texts else None,
+    )
+    return fit, features, labels
+
+
+def _context(tmp_path, seed: int = 0) -> RunContext:
+    return RunContext(
+        seed=seed, device=torch.device("cpu"), cache_dir=tmp_path, show_progress=False
+    )
+
+
+FAST = dict(embed_dim=16, batch_size=6, lr=0.05, checkpoint_every=None, eval_every=None)
+
+
+def _accuracy(scorer, features, labels, classes) -> float:
+    pred = scorer.scores(EvalInputs(features=features)).values[:, classes].argmin(1).numpy()
+    return float(np.mean(np.asarray(classes)[pred] == labels))
+
+
+def test_training_improves_retrieval_and_transfers_to_unseen_classes(tmp_path):
+    fit, features, labels = _problem()
+    seen = labels < SEEN
+    untrained = build_clarel(steps=0, **FAST).fit(fit, _context(tmp_path))
+    trained = build_clarel(steps=300, **FAST).fit(fit, _context(tmp_path))
+    seen_classes, unseen_classes = list(range(SEEN)), list(range(SEEN, SEEN + UNSEEN))
+    before = _accuracy(untrained, features[seen], labels[seen], seen_classes)
+    after = _accuracy(trained, features[seen], labels[seen], seen_classes)
+    assert after > 0.9 and after > before + 0.3
+    # Unseen classes were never trained on, yet their projected embeddings attract their images.
+    assert _accuracy(trained, features[~seen], labels[~seen], unseen_classes) > 0.6  # chance 1/3
+    history = trained.training.history
+    assert history[-1]["step"] == 300 and history[-1]["loss"] < history[0]["loss"]
+
+
+def test_instance_text_training_improves_retrieval(tmp_path):
+    fit, features, labels = _problem(texts=True)
+    seen = labels < SEEN
+    text_encoder = {
+        "name": "cnn-lstm",
+        "word_dim": 16,
+        "filters": 8,
+        "lstm_hidden": 16,
+        "max_tokens": 8,
+    }
+    accuracies = [
+        _accuracy(
+            build_clarel(steps=steps, text_encoder=text_encoder, **FAST).fit(
+                fit, _context(tmp_path)
+            ),
+            features[seen],
+            labels[seen],
+            list(range(SEEN)),
+        )
+        for steps in (0, 150)
+    ]
+    assert accuracies[1] > 0.6 and accuracies[1] > accuracies[0] + 0.3  # chance 1/6
+
+
+def test_scores_are_distances_to_every_prototype(tmp_path):
+    fit, features, _ = _problem()
+    scorer = build_clarel(steps=5, **FAST).fit(fit, _context(tmp_path))
+    scores = scorer.scores(EvalInputs(features=features[:7]))
+    assert scores.is_distance and scores.values.shape == (7, SEEN + UNSEEN)
+    embedded = scorer.embed(EvalInputs(features=features[:7]))
+    torch.testing.assert_close(scores.values, torch.cdist(embedded, scorer.prototypes.cpu()))
+
+
+def test_calibrated_decision_rule_on_a_constructed_example():
+    """Identity image encoder, hand-placed prototypes: (1 + alpha) on seen distances moves a
+    borderline image to the unseen class exactly when (1 + alpha) * d_seen > d_unseen."""
+    encoder = build_feature_projection(EncoderContext("image", 2, input_dim=2), dropout=0.0).eval()
+    with torch.no_grad():
+        encoder.projection[-1].weight.copy_(torch.eye(2))
+        encoder.projection[-1].bias.zero_()
+    prototypes = torch.tensor([[0.0, 0.0], [10.0, 0.0], [4.0, 3.0]])  # seen, seen, unseen
+    scorer = ClarelScorer(encoder, "features", prototypes, torch.device("cpu"))
+    images = np.array([[0.0, 3.0], [4.0, 2.0], [9.0, 0.0]], dtype=np.float32)
+    scores = scorer.scores(EvalInputs(features=images))
+    expected = [
+        [3.0, np.hypot(10, 3), 4.0],
+        [np.hypot(4, 2), np.hypot(6, 2), 1.0],
+        [9.0, 1.0, np.hypot(5, 3)],
+    ]
+    np.testing.assert_allclose(scores.values.numpy(), expected, rtol=1e-6)
+    calibrator = zsbench.get_registry().build("calibrator", "metric-rescaling")
+    labels = torch.tensor([2, 2, 1])
+    seen_mask = torch.tensor([True, True, False])
+    # Image 0: seen at 3 vs unseen at 4 -> unseen only once 3 (1 + alpha) > 4, i.e. alpha > 1/3.
+    result = sweep(
+        scores, labels, seen_mask, calibrator, params=torch.tensor([0.0, 0.3, 0.34, 1.0])
+    )
+    assert result.u.tolist() == pytest.approx(
+        [0.5, 0.5, 1.0, 1.0]
+    )  # image 1 is unseen from the start
+    # Image 2 (seen, 1 vs 5.83) flips to unseen only past alpha = 4.83.
+    assert result.s.tolist() == pytest.approx([1.0, 1.0, 1.0, 1.0])
+    assert sweep(scores, labels, seen_mask, calibrator, params=torch.tensor([5.0])).s.item() == 0.0
+
+
+def test_same_seed_same_model_other_seed_other_model(tmp_path):
+    fit, features, _ = _problem()
+    inputs = EvalInputs(features=features[:5])
+    runs = [
+        build_clarel(steps=20, **FAST).fit(fit, _context(tmp_path, seed)).scores(inputs).values
+        for seed in (3, 3, 4)
+    ]
+    assert torch.equal(runs[0], runs[1])
+    assert not torch.allclose(runs[0], runs[2])
+
+
+def test_fit_leaves_the_global_random_state_alone(tmp_path):
+    fit, _, _ = _problem()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    build_clarel(steps=3, **FAST).fit(fit, _context(tmp_path))
+    assert torch.equal(torch.rand(3), expected)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
+    fit, features, _ = _problem()
+    options = dict(FAST, steps=20, checkpoint_every=5, eval_every=7)
+    straight = build_clarel(**options, checkpoint_dir=str(tmp_path / "straight")).fit(
+        fit, _context(tmp_path)
+    )
+
+    evaluations = []
+
+    def crash_at_14(scorer):
+        evaluations.append(scorer)
+        if len(evaluations) == 2:  # evaluations run at steps 7 and 14
+            raise _Interrupt  # the run dies between checkpoints 10 and 15
+        return {"probe": float(scorer.prototypes.sum())}
+
+    interrupted = build_clarel(**options, checkpoint_dir=str(tmp_path / "resumed"))
+    crashing = _context(tmp_path)
+    crashing.evaluate = crash_at_14
+    with pytest.raises(_Interrupt):
+        interrupted.fit(fit, crashing)
+    (checkpoint,) = (tmp_path / "resumed").glob("*.safetensors")
+    with safe_open(str(checkpoint), framework="pt") as handle:
+        assert handle.metadata()["step"] == "10"
+        assert {"rng.sampler", "rng.torch"} <= set(handle.keys())
+        assert any(
+            k.startswith("optimizer.") and k.endswith("momentum_buffer") for k in handle.keys()
+        )
+    resumed = build_clarel(**options, checkpoint_dir=str(tmp_path / "resumed")).fit(
+        fit, _context(tmp_path)
+    )
+    assert resumed.training.resumed_from == 10 and resumed.training.steps_done == 20
+    for name, value in straight.image_encoder.state_dict().items():
+        assert torch.equal(value, resumed.image_encoder.state_dict()[name]), name
+    inputs = EvalInputs(features=features)
+    assert torch.equal(straight.scores(inputs).values, resumed.scores(inputs).values)
+    # A finished run is not retrained.
+    again = build_clarel(**options, checkpoint_dir=str(tmp_path / "resumed")).fit(
+        fit, _context(tmp_path)
+    )
+    assert again.training.resumed_from == 20
+
+
+def test_checkpoints_default_to_the_run_cache_and_other_settings_do_not_resume(tmp_path):
+    fit, _, _ = _problem()
+    options = dict(FAST, steps=4, checkpoint_every=2)
+    build_clarel(**options).fit(fit, _context(tmp_path))
+    assert len(list((tmp_path / "clarel-checkpoints").glob("*.safetensors"))) == 1
+    other = build_clarel(**dict(options, lr=0.01)).fit(fit, _context(tmp_path))
+    assert other.training.resumed_from == 0
+    assert build_clarel(**options).fit(fit, _context(tmp_path, seed=1)).training.resumed_from == 0
+
+
+def test_evaluator_runs_every_eval_every_steps(tmp_path):
+    fit, _, _ = _problem()
+    method = build_clarel(**dict(FAST, steps=10, eval_every=4))
+    calls = []
+    context = _context(tmp_path)
+    context.evaluate = lambda scorer: calls.append(scorer) or {"H": 0.5}
+    scorer = method.fit(fit, context)
+    assert len(calls) == 3
+    assert [h["step"] for h in scorer.training.history if "H" in h] == [4, 8, 10]
+
+
+def test_class_level_mode_is_chosen_without_texts_and_draws_distinct_classes(tmp_path):
+    from zsbench_clarel.method import _Fit
+
+    fit, _, _ = _problem()
+    # The default auto-text drops cnn-lstm options that class-level data has no use for.
+    method = build_clarel(
+        steps=1, text_encoder={"name": "auto-text", "word_vectors": "x.bin"}, **FAST
+    )
+    run = _Fit(method, fit, _context(tmp_path))
+    assert (
+        type(run.text_encoder).__name__ == "VectorProjection"
+        and run.text_kind == "class_embeddings"
+    )
+    batch = run.sample(torch.Generator().manual_seed(0))
+    assert len(set(fit.labels[batch.numpy()].tolist())) == len(batch) == 6
+
+
+def test_instance_text_mode_with_the_cnn_lstm(tmp_path):
+    from zsbench_clarel.method import _Fit
+
+    fit, features, labels = _problem(texts=True)
+    text_encoder = {
+        "name": "auto-text",
+        "word_dim": 8,
+        "filters": 4,
+        "lstm_hidden": 6,
+        "max_tokens": 8,
+    }
+    method = build_clarel(
+        steps=3, text_encoder=text_encoder, texts_per_image=2, texts_per_prototype=5, **FAST
+    )
+    # A word that only an unseen class's descriptions use.
+    texts = list(fit.classes.texts)
+    texts[-1] = (*texts[-1], "a zebra-striped flower")
+    fit = attrs.evolve(fit, classes=attrs.evolve(fit.classes, texts=tuple(texts)))
+    run = _Fit(method, fit, _context(tmp_path))
+    assert type(run.text_encoder).__name__ == "CnnLstmEncoder"
+    # The vocabulary comes from the training sentences only.
+    assert "red" in run.text_encoder.vocabulary.words
+    assert "zebra" not in run.text_encoder.vocabulary.words
+    assert run.text_rows.shape == (len(fit.labels), 3)
+    scorer = method.fit(fit, _context(tmp_path))
+    assert (
+        scorer.prototypes.shape == (SEEN + UNSEEN, 16) and torch.isfinite(scorer.prototypes).all()
+    )
+    assert scorer.scores(EvalInputs(features=features[:4])).values.shape == (4, SEEN + UNSEEN)
+
+
+def test_images_without_sentences_are_never_sampled(tmp_path):
+    from zsbench_clarel.method import _Fit
+
+    fit, _, _ = _problem(texts=True)
+    texts = [() if i % 2 else t for i, t in enumerate(fit.texts)]
+    method = build_clarel(steps=1, text_encoder={"name": "cnn-lstm", "word_dim": 4}, **FAST)
+    run = _Fit(method, attrs.evolve(fit, texts=texts), _context(tmp_path))
+    drawn = torch.cat([run.sample(torch.Generator().manual_seed(s)) for s in range(20)])
+    assert (drawn % 2 == 0).all()
+
+
+def test_image_text_embedding_is_the_mean_over_its_sentences(tmp_path):
+    from zsbench_clarel.method import _Fit
+
+    fit, _, _ = _problem(texts=True)
+    method = build_clarel(
+        steps=1,
+        text_encoder={"name": "cnn-lstm", "word_dim": 4, "filters": 2, "lstm_hidden": 3},
+        **FAST,
+    )
+    run = _Fit(method, fit, _context(tmp_path))
+    run.model.eval()
+    with torch.no_grad():
+        pooled = run.text_embeddings(run.text_rows[:2], generator=None)
+        each = run.text_encoder(run.texts[run.text_rows[:2].flatten()]).view(2, 3, -1)
+    torch.testing.assert_close(pooled, each.mean(1), rtol=1e-5, atol=1e-6)
+
+
+def test_text_encoder_needing_sentences_on_class_level_data_is_a_user_error(tmp_path):
+    fit, _, _ = _problem()
+    with pytest.raises(zsbench.UserError, match="class-projection"):
+        build_clarel(steps=1, text_encoder="cnn-lstm", **FAST).fit(fit, _context(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        (
+            {"image_encoder": "no-such-encoder"},
+            "unknown encoder 'no-such-encoder'.*feature-projection",
+        ),
+        (
+            {"loss": {"name": "clarel", "lamda": 0.3}},
+            "loss 'clarel' has no option.*lamda.*lam, kappa",
+        ),
+        ({"text_encoder": {"dropout": 0.1}}, "needs a 'name'"),
+    ],
+)
+def test_component_mistakes_name_the_component(tmp_path, options, match):
+    fit, _, _ = _problem()
+    with pytest.raises(zsbench.UserError, match=match):
+        build_clarel(steps=1, **FAST, **options).fit(fit, _context(tmp_path))
+
+
+def test_bad_training_options_are_user_errors():
+    with pytest.raises(zsbench.UserError, match="batch_size"):
+        build_clarel(batch_size=1)
+    with pytest.raises(zsbench.UserError, match="texts_per_prototype"):
+        build_clarel(texts_per_prototype=0)
+    with pytest.raises(zsbench.UserError, match="lr > 0"):
+        build_clarel(lr=0.0)
+
+
+def test_factory_defaults_are_the_authors():
+    method = build_clarel()
+    config = method.train_config
+    assert (config.steps, config.lr, config.momentum, config.grad_clip, config.weight_decay) == (
+        150_001,
+        0.1,
+        0.9,
+        1.0,
+        1e-3,
+    )
+    assert method.batch_size == 32 and method.embed_dim == 1024 and config.eval_every == 2500
+    assert config.lr_decay_steps == (75_001, 112_501, 131_251)  # 1/2, 3/4, 7/8 of 150,001
+    assert [config.lr_at(s) for s in (0, 75_000, 75_001, 112_501, 131_251)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.001, 1e-4]
+    )
+    assert method.image_encoder == {"name": "feature-projection"} and method.loss == {
+        "name": "clarel"
+    }
+    entry = zsbench.get_registry().get("method", "clarel")
+    assert {"steps", "texts_per_prototype", "image_encoder", "amp"} <= set(entry.options())
+
+
+@pytest.mark.parametrize(
+    ("text", "mode"), [("auto", "CnnLstmEncoder"), ("none", "VectorProjection")]
+)
+def test_through_the_protocol_on_the_synthetic_data_set(tmp_path, text, mode):
+    """The core's FitData/EvalInputs in both modes: per-image sentences, or class embeddings only."""
+    from zsbench_clarel.method import _Fit
+
+    from zsbench import protocol
+
+    registry = zsbench.get_registry()
+    bundle = registry.build(
+        "dataset", "synthetic", root=tmp_path, num_classes=8, per_class=8, text=text, images=False
+    )
+    stage = protocol.test_stage(bundle)
+    fit = protocol.fit_data(bundle, stage)
+    small_text = {
+        "name": "auto-text",
+        "word_dim": 8,
+        "filters": 4,
+        "lstm_hidden": 8,
+        "max_tokens": 12,
+    }
+    method = build_clarel(steps=20, text_encoder=small_text, **dict(FAST, batch_size=4))
+    assert type(_Fit(method, fit, _context(tmp_path)).text_encoder).__name__ == mode
+    inputs, labels, seen_mask = protocol.eval_inputs(bundle, stage)
+    scores = method.fit(fit, _context(tmp_path)).scores(inputs)
+    assert scores.values.shape == (len(labels), len(stage.classes)) and scores.is_distance
+    result = sweep(
+        scores, labels, seen_mask, registry.build("calibrator", "metric-rescaling", steps=11)
+    )
+    assert torch.isfinite(result.H).all()

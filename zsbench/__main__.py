@@ -1,0 +1,5 @@
+"""``python -m zsbench`` is the ``zsbench`` command."""
+
+from zsbench.cli import main
+
+main()
