@@ -4,11 +4,11 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from zsbench_calibrators import calibrated_stacking, metric_rescaling
 
 from zsbench import Scores
 from zsbench.calibration import sweep, sweep_loop
 from zsbench.errors import UserError
-from zsbench_calibrators import calibrated_stacking, metric_rescaling
 
 
 def random_problem(seed: int, n: int = 80, k: int = 9, n_seen: int = 5, distance: bool = True):

@@ -417,3 +417,22 @@ def test_through_the_protocol_on_the_synthetic_data_set(tmp_path, text, mode):
         scores, labels, seen_mask, registry.build("calibrator", "metric-rescaling", steps=11)
     )
     assert torch.isfinite(result.H).all()
+
+
+def test_class_projection_standardises_with_seen_class_statistics_only():
+    from zsbench_clarel.encoders import build_class_projection
+
+    from zsbench.interfaces import EncoderContext
+
+    seen = np.array([[1.0, 10.0], [3.0, 14.0]], dtype=np.float32)
+    encoder = build_class_projection(EncoderContext("text", 4, 2, training_vectors=seen))
+    torch.testing.assert_close(encoder.mean, torch.tensor([2.0, 12.0]))
+    torch.testing.assert_close(encoder.scale, torch.tensor([1.0, 2.0]) + 1e-6)
+    # an unseen class embedding is transformed with those statistics, never contributing to them
+    unseen = encoder.prepare([[2.0, 12.0]])
+    expected = encoder.projection(torch.zeros(1, 2))
+    torch.testing.assert_close(encoder(unseen), expected)
+    plain = build_class_projection(EncoderContext("text", 4, 2), standardize=False)
+    assert torch.equal(plain.mean, torch.zeros(2))
+    with pytest.raises(zsbench.UserError, match="standardize needs the training inputs"):
+        build_class_projection(EncoderContext("text", 4, 2))

@@ -173,6 +173,7 @@ class EncoderContext:
     embed_dim: int  # the joint space
     input_dim: int | None = None  # feature or class-embedding width, when inputs are vectors
     training_texts: Sequence[str] = ()  # for vocabularies: training sentences only
+    training_vectors: np.ndarray | None = None  # training-side input rows, for statistics only
     cache_dir: Path | None = None
     device: torch.device = torch.device("cpu")
 

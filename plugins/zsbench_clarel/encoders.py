@@ -54,22 +54,38 @@ class VectorProjection(nn.Module):
         embed_dim: int,
         dropout: float,
         hidden: Sequence[int] = (),
+        statistics: np.ndarray | None = None,
     ):
         super().__init__()
         self.modality, self.input_kind, self.embed_dim = modality, input_kind, embed_dim
         self.projection = Projection(input_dim, embed_dim, dropout, hidden)
+        mean, scale = torch.zeros(input_dim), torch.ones(input_dim)
+        if statistics is not None:
+            rows = torch.as_tensor(np.asarray(statistics, dtype=np.float32))
+            mean, scale = rows.mean(0), rows.std(0, unbiased=False) + 1e-6
+        self.register_buffer("mean", mean)
+        self.register_buffer("scale", scale)
 
     def prepare(self, items: Sequence[Any]) -> torch.Tensor:
         return torch.as_tensor(np.asarray(items, dtype=np.float32))
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.projection(batch)
+        return self.projection((batch - self.mean) / self.scale)
 
 
 def check_probability(name: str, value: float) -> float:
     if not 0.0 <= value < 1.0:
         raise UserError(f"{name} must be in [0, 1), got {value!r}")
     return float(value)
+
+
+def _statistics(context: EncoderContext, standardize: bool) -> np.ndarray | None:
+    """Training-side rows to standardise with (never evaluation data), or None."""
+    if not standardize:
+        return None
+    if context.training_vectors is None or len(context.training_vectors) < 2:
+        raise UserError("standardize needs the training inputs' statistics, which the caller did not provide")
+    return context.training_vectors
 
 
 def _input_dim(context: EncoderContext, what: str) -> int:
@@ -79,9 +95,12 @@ def _input_dim(context: EncoderContext, what: str) -> int:
 
 
 def build_feature_projection(
-    context: EncoderContext, *, dropout: float = 0.25, hidden: list[int] | None = None
+    context: EncoderContext, *, dropout: float = 0.25, hidden: list[int] | None = None,
+    standardize: bool = False,
 ) -> VectorProjection:
-    """Image features (xlsa17 layout) -> dropout -> linear projection to the joint space."""
+    """Image features (xlsa17 layout) -> dropout -> linear projection to the joint space.
+
+    ``standardize`` first scales each feature by its training mean and deviation."""
     return VectorProjection(
         "image",
         FEATURES,
@@ -89,13 +108,19 @@ def build_feature_projection(
         context.embed_dim,
         check_probability("dropout", dropout),
         hidden or (),
+        _statistics(context, standardize),
     )
 
 
 def build_class_projection(
-    context: EncoderContext, *, dropout: float = 0.0, hidden: list[int] | None = None
+    context: EncoderContext, *, dropout: float = 0.0, hidden: list[int] | None = None,
+    standardize: bool = True,
 ) -> VectorProjection:
-    """Class embeddings -> linear or MLP projection: the text side when a data set has no per-image text."""
+    """Class embeddings -> linear or MLP projection: the text side when a data set has no per-image text.
+
+    ``standardize`` (default) scales each dimension by its mean and deviation over the seen
+    classes: class-averaged sentence embeddings differ in small offsets from a large shared
+    component, which a linear map trained by SGD otherwise barely separates."""
     return VectorProjection(
         "text",
         CLASS_EMBEDDINGS,
@@ -103,4 +128,5 @@ def build_class_projection(
         context.embed_dim,
         check_probability("dropout", dropout),
         hidden or (),
+        _statistics(context, standardize),
     )

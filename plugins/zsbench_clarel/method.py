@@ -206,6 +206,7 @@ class _Fit:
             "image",
             method.embed_dim,
             None if data.features is None else data.features.shape[1],
+            training_vectors=data.features,
             cache_dir=context.cache_dir,
             device=self.device,
         )
@@ -214,6 +215,7 @@ class _Fit:
             method.embed_dim,
             None if classes.embeddings is None else classes.embeddings.shape[1],
             training_texts=tuple(training_texts),
+            training_vectors=None if classes.embeddings is None else classes.embeddings[classes.seen],
             cache_dir=context.cache_dir,
             device=self.device,
         )
