@@ -251,3 +251,15 @@ def test_command_without_a_database_exits_2_with_a_message(tmp_path, capsys):
 def test_slugs_are_file_safe():
     assert slug("CUB-200 (res101)") == "cub-200-res101"
     assert slug("///") == "unnamed"
+
+
+def test_shipped_reported_numbers_load_and_are_consistent():
+    from pathlib import Path
+
+    from zsbench.leaderboard import load_reported
+
+    rows = load_reported(Path(__file__).resolve().parents[1] / "benchmarks" / "reported.yaml")
+    assert {r.dataset for r in rows} == {"cub", "flo"}
+    for r in rows:
+        if r.u is not None and r.s is not None:  # H = 2us/(u+s), to the paper's rounding
+            assert abs(2 * r.u * r.s / (r.u + r.s) - r.H) < 0.15, r
