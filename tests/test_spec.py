@@ -72,3 +72,14 @@ def test_yaml_syntax_error_names_line(tmp_path, toy_registry):
 def test_missing_spec_file(tmp_path, toy_registry):
     with pytest.raises(SpecError, match="no such spec file"):
         load_spec(tmp_path / "nope.yaml", toy_registry)
+
+
+@pytest.mark.parametrize("name", ["demo", "flo-efficientnet", "gzsl", "clarel-ablation"])
+def test_shipped_benchmark_specs_are_valid(name):
+    from pathlib import Path
+
+    from zsbench.registry import get_registry
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.yaml"
+    spec = load_spec(path, get_registry(strict=True))
+    assert spec.name == name and spec.methods
