@@ -104,7 +104,7 @@ def test_gradient_flows_to_both_encoders_and_heads():
         zsbench.EncoderContext("image", 4, input_dim=6), dropout=0.0
     )
     text_encoder = build_class_projection(
-        zsbench.EncoderContext("text", 4, input_dim=5), hidden=[7]
+        zsbench.EncoderContext("text", 4, input_dim=5), hidden=[7], standardize=False
     )
     loss = build_clarel_loss(LossContext(embed_dim=4, num_seen_classes=3))
     inputs = LossInputs(
