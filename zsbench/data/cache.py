@@ -15,12 +15,15 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
 import numpy as np
 import pyarrow as pa
 
 from zsbench.paths import cache_home
+
+if TYPE_CHECKING:  # imported where used: it takes seconds, and Ray workers never load data
+    import datasets
 
 FORMAT_VERSION = "1"  # bump when the layout of cached tables changes
 TABLE_FILE = "table.arrow"  # Arrow IPC stream, the format ``datasets`` memory-maps
@@ -68,6 +71,8 @@ def cached_table(key: str, build: Callable[[], Mapping[str, pa.Array]]) -> datas
 
 
 def _open(folder: Path) -> datasets.Dataset:
+    import datasets
+
     table = datasets.Dataset.from_file(str(folder / TABLE_FILE), in_memory=False)
     table.data.table.validate(full=False)
     return table
