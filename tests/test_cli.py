@@ -163,3 +163,12 @@ def test_a_killed_run_resumes_without_recomputing_finished_rows(tmp_path, env):
     kept = {r["id"]: r for r in after}
     assert all(kept[r["id"]] == r for r in before)  # finished rows untouched
     assert len({r["run_key"] for r in after}) == 6
+
+
+def test_ray_resource_options_are_checked_before_any_work(tmp_path, env):
+    spec = write(tmp_path, SMALL)
+    out = zsbench("run", spec, "--results", tmp_path / "r.sqlite", "--gpus-per-task", "0.5")
+    assert out.returncode == 2 and "add --backend ray" in out.stderr
+    out = zsbench("run", spec, "--results", tmp_path / "r.sqlite", "--backend", "ray", "--cpus-per-task", "0")
+    assert out.returncode == 2 and "num_cpus_per_task must be positive" in out.stderr
+    assert not (tmp_path / "r.sqlite").exists()

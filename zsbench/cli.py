@@ -76,12 +76,16 @@ def validate(ctx: click.Context, spec: str) -> None:
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (overrides the spec).")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Where tasks run (ray: pip install 'zsbench[ray]').")
 @click.option("--address", default=None, help="Ray cluster to run on (auto, ray://host:10001); default: a local instance.")
+@click.option("--cpus-per-task", type=float, default=None, help="Ray: CPUs each task declares (default 1).")
+@click.option("--gpus-per-task", type=float, default=None,
+              help="Ray: GPUs each task declares, a fraction allowed (default: 1 when the device is CUDA, else 0).")
 @click.option("--threads", type=click.IntRange(min=0), default=1, show_default=True,
               help="torch CPU threads per task (0: torch's default). Small models run faster on one.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: str | None, backend: str,
-        address: str | None, threads: int, quiet: bool) -> None:
+        address: str | None, cpus_per_task: float | None, gpus_per_task: float | None, threads: int,
+        quiet: bool) -> None:
     """Run every (dataset x method x seed) of SPEC; finished runs are skipped unless --force."""
     from tqdm.auto import tqdm
 
@@ -94,9 +98,11 @@ def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: s
     if backend == "ray":  # the device is resolved on the workers, which may have GPUs the driver lacks
         from zsbench.backends.ray import RayBackend
 
-        chosen = RayBackend(registry, address=address, device=device or parsed.device)
-    elif address:
-        raise UserError("--address names a Ray cluster; add --backend ray")
+        chosen = RayBackend(registry, address=address, device=device or parsed.device,
+                            num_cpus_per_task=1 if cpus_per_task is None else cpus_per_task,
+                            num_gpus_per_task=gpus_per_task)
+    elif address or cpus_per_task is not None or gpus_per_task is not None:
+        raise UserError("--address, --cpus-per-task and --gpus-per-task are for the Ray backend; add --backend ray")
     else:
         chosen = LocalBackend(registry, resolve_device(device or parsed.device), show_progress=not quiet,
                               threads=threads or None)
