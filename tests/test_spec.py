@@ -83,3 +83,9 @@ def test_shipped_benchmark_specs_are_valid(name):
     path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.yaml"
     spec = load_spec(path, get_registry(strict=True))
     assert spec.name == name and spec.methods
+
+
+def test_list_options_reject_a_scalar(toy_registry):
+    raw = spec(methods=[{"name": "c", "method": "clarel", "image_encoder": {"name": "feature-projection", "hidden": 512}}])
+    with pytest.raises(SpecError, match=r"methods\[0\]\.image_encoder\.hidden: expected .*list.*got 512"):
+        parse_spec(raw, "bench.yaml", toy_registry)

@@ -6,11 +6,13 @@ Every error names the file, the key path (``methods[1].loss.kappa``) and what wa
 
 from __future__ import annotations
 
+import collections.abc
 import copy
 import hashlib
 import inspect
 import itertools
 import json
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ METHOD_KEYS = {"name", "method", "grid", "calibrators", "sweep"}
 DATASET_KEYS = {"name", "plugin", "root"}
 TOP_KEYS = {"name", "description", "seeds", "device", "datasets", "methods"}
 NO_CALIBRATION = "none"
+UNIONS = (typing.Union, types.UnionType)  # Optional[X] and X | None
 
 
 def canonical_hash(obj: Any) -> str:
@@ -173,7 +176,7 @@ def _matches(value: Any, hint: Any) -> bool:
     origin = typing.get_origin(hint)
     if hint is Any or hint is inspect.Parameter.empty:
         return True
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union)):
+    if origin in UNIONS:
         return any(_matches(value, h) for h in typing.get_args(hint))
     if hint is type(None):
         return value is None
@@ -183,7 +186,7 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if hint in (str, bool):
         return isinstance(value, hint)
-    if origin in (list, tuple, typing.Sequence) or hint in (list, tuple):
+    if origin in (list, tuple, collections.abc.Sequence) or hint in (list, tuple):
         return isinstance(value, list)
     if origin is dict or hint is dict:
         return isinstance(value, dict)
@@ -197,7 +200,7 @@ def _describe(hint: Any) -> str:
     if typing.get_origin(hint) is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
     args = typing.get_args(hint)
-    if args and typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if args and typing.get_origin(hint) in UNIONS:
         return " or ".join(_describe(a) for a in args)
     return names.get(hint, getattr(hint, "__name__", str(hint)))
 
