@@ -9,6 +9,7 @@ import attrs
 import numpy as np
 import pytest
 import torch
+from host_reads import HostReads
 
 from zsbench.interfaces import ClassSide, EvalInputs, FitData, RunContext
 from zsbench.metrics import per_class_accuracy, zsl_top1
@@ -130,6 +131,15 @@ def test_same_seed_same_scores(name, problem, methods):
     first, second = (methods[name](**FAST[name]).fit(problem.fit, context(7)).scores(problem.eval_inputs).values
                      for _ in range(2))
     torch.testing.assert_close(first, second, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(FAST))
+def test_fit_and_scoring_have_no_data_dependent_shapes(name, problem, methods):
+    """Nothing in a fit or in scoring waits for a GPU to learn a shape (nonzero, boolean-mask
+    indexing): every batch is queued without a round trip (checked on the CPU)."""
+    with HostReads() as reads:
+        methods[name](**FAST[name]).fit(problem.fit, context()).scores(problem.eval_inputs)
+    assert reads.waits == []
 
 
 @pytest.mark.parametrize("name", sorted(set(FAST) - {"eszsl"}))

@@ -45,8 +45,8 @@ def test_retrieval_matches_hand_computation(lam):
     out = build_retrieval(CONTEXT, lam=lam)(_inputs())
     expected = lam * _text_retrieval() + (1 - lam) * _image_retrieval()
     assert out.total.item() == pytest.approx(expected, rel=1e-5)
-    assert out.parts["text_retrieval"] == pytest.approx(_text_retrieval(), rel=1e-5)
-    assert out.parts["image_retrieval"] == pytest.approx(_image_retrieval(), rel=1e-5)
+    assert float(out.parts["text_retrieval"]) == pytest.approx(_text_retrieval(), rel=1e-5)
+    assert float(out.parts["image_retrieval"]) == pytest.approx(_image_retrieval(), rel=1e-5)
     assert _text_retrieval() != pytest.approx(_image_retrieval())  # the two directions differ here
 
 
@@ -72,7 +72,7 @@ def test_classifier_matches_hand_computation():
     _set_heads(loss)
     out = loss(_inputs())
     assert out.total.item() == pytest.approx(_classifier_by_hand(), rel=1e-5)
-    assert out.parts["image_classifier"] + out.parts["text_classifier"] == pytest.approx(
+    assert float(out.parts["image_classifier"] + out.parts["text_classifier"]) == pytest.approx(
         out.total.item(), rel=1e-5
     )
 

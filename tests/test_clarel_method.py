@@ -9,6 +9,7 @@ import attrs
 import numpy as np
 import pytest
 import torch
+from host_reads import HostReads
 from safetensors import safe_open
 from zsbench_clarel.encoders import build_feature_projection
 from zsbench_clarel.method import ClarelScorer, build_clarel
@@ -436,3 +437,54 @@ def test_class_projection_standardises_with_seen_class_statistics_only():
     assert torch.equal(plain.mean, torch.zeros(2))
     with pytest.raises(zsbench.UserError, match="standardize needs the training inputs"):
         build_class_projection(EncoderContext("text", 4, 2))
+
+
+def test_image_text_embedding_over_ragged_rows_uses_only_each_images_own_sentences(tmp_path):
+    from zsbench_clarel.method import _Fit
+
+    fit, _, _ = _problem(texts=True)
+    texts = [t[: 1 + i % 3] for i, t in enumerate(fit.texts)]  # 1, 2 or 3 sentences per image
+    method = build_clarel(
+        steps=1,
+        text_encoder={"name": "cnn-lstm", "word_dim": 4, "filters": 2, "lstm_hidden": 3},
+        **FAST,
+    )
+    run = _Fit(method, attrs.evolve(fit, texts=texts), _context(tmp_path))
+    assert run.ragged
+    run.model.eval()
+    with torch.no_grad():
+        pooled = run.text_embeddings(run.text_rows[:3], generator=None)
+        for i in range(3):
+            own = run.text_encoder(run.texts[run.text_rows[i, : 1 + i]]).mean(0)
+            torch.testing.assert_close(pooled[i], own, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("texts", [False, True], ids=["class-level", "instance-text"])
+@pytest.mark.parametrize("steps", [1, 6])
+def test_training_steps_never_wait_for_the_device(tmp_path, texts, steps):
+    """Between progress reports a step only queues work: the one host read of the run is the
+    final report of the loss and its parts, however many steps there are (checked here on the
+    CPU by the operators a step dispatches; on a GPU each would be a synchronisation)."""
+    from zsbench_clarel.method import _Fit
+    from zsbench_clarel.trainer import train
+
+    fit, _, _ = _problem(texts=texts)
+    text_encoder = (
+        {"name": "cnn-lstm", "word_dim": 4, "filters": 2, "lstm_hidden": 3}
+        if texts
+        else "auto-text"
+    )
+    method = build_clarel(steps=steps, text_encoder=text_encoder, texts_per_image=2, **FAST)
+    context = _context(tmp_path)
+    run = _Fit(method, fit, context)
+    assert not run.ragged
+    with HostReads() as reads:
+        result = train(
+            run.model,
+            run.step_loss,
+            method.train_config,
+            device=context.device,
+            generator=context.generator(),
+        )
+    assert result.steps_done == steps and reads.waits == []
+    assert reads.reads == len(result.history[-1]) - 1  # the reported values, nothing else

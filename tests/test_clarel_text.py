@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from zsbench_clarel.text_cnn_lstm import build_cnn_lstm
 from zsbench_clarel.vocabulary import PAD, UNK, Vocabulary, tokenize
 from zsbench_clarel.word_vectors import load_word_vectors
@@ -152,7 +154,9 @@ def test_cnn_lstm_default_architecture_matches_the_authors():
         len(block.units) == 3 and block.units[0].conv.kernel_size == (3,)
         for block in encoder.blocks
     )
-    assert encoder.lstm.hidden_size == 512 and encoder.lstm.bidirectional
+    assert all(
+        lstm.hidden_size == 512 for lstm in (encoder.lstm.forward_lstm, encoder.lstm.backward_lstm)
+    )
     assert encoder.projection[-1].out_features == 1024 and encoder.max_tokens == 30
     assert encoder.words.embedding_dim == 300
 
@@ -227,3 +231,29 @@ def test_hf_text_rejects_a_folder_that_is_not_a_model(tmp_path):
 
     with pytest.raises(zsbench.DataError, match="config.json"):
         build_hf_text(_context(), model_path=str(tmp_path))
+
+
+@settings(max_examples=25, deadline=None)
+@given(lengths=st.lists(st.integers(1, 7), min_size=1, max_size=6), seed=st.integers(0, 2**16))
+def test_masked_bilstm_equals_a_packed_bidirectional_lstm(lengths, seed):
+    """Same weights, same outputs on every real step, zeros on the pads; no host-side lengths."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    from zsbench_clarel.text_cnn_lstm import MaskedBiLSTM
+
+    torch.manual_seed(seed)
+    total = 8
+    packed_lstm = torch.nn.LSTM(3, 4, batch_first=True, bidirectional=True)
+    masked = MaskedBiLSTM(3, 4)
+    with torch.no_grad():
+        for name, value in packed_lstm.named_parameters():
+            target = masked.backward_lstm if name.endswith("_reverse") else masked.forward_lstm
+            getattr(target, name.removesuffix("_reverse")).copy_(value)
+    lengths_t = torch.tensor(lengths)
+    x = torch.randn(len(lengths), total, 3)
+    x[torch.arange(total)[None] >= lengths_t[:, None]] = 99.0  # pads must not matter
+    expected, _ = pad_packed_sequence(
+        packed_lstm(pack_padded_sequence(x, lengths_t, batch_first=True, enforce_sorted=False))[0],
+        batch_first=True,
+        total_length=total,
+    )
+    torch.testing.assert_close(masked(x, lengths_t), expected, rtol=1e-5, atol=1e-6)

@@ -143,9 +143,10 @@ class RunContext:
         return tqdm(total=total, desc=desc, leave=False, disable=not self.show_progress,
                     dynamic_ncols=True, **kwargs)
 
-    def generator(self) -> torch.Generator:
-        """A torch generator seeded for this run (on CPU, usable for any device sampling)."""
-        return torch.Generator().manual_seed(self.seed)
+    def generator(self, device: torch.device | str | None = None) -> torch.Generator:
+        """A torch generator seeded for this run, on ``device`` (default: the run's device), so
+        random draws happen where they are used and never cross between host and GPU."""
+        return torch.Generator(device=self.device if device is None else device).manual_seed(self.seed)
 
     def numpy_rng(self) -> np.random.Generator:
         return np.random.default_rng(self.seed)
@@ -209,8 +210,14 @@ class LossInputs:
 
 @attrs.frozen
 class LossOutput:
+    """The scalar to minimise, and named parts for progress bars and logs.
+
+    Parts are detached scalar tensors (or floats): a trainer reads them only when it reports, so
+    a loss never forces a host-device synchronisation on every step.
+    """
+
     total: torch.Tensor
-    parts: dict[str, float] = attrs.field(factory=dict)  # for progress bars and logs
+    parts: dict[str, torch.Tensor | float] = attrs.field(factory=dict)
 
 
 @runtime_checkable

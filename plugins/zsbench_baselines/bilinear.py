@@ -28,7 +28,7 @@ from zsbench_baselines.side_info import (
     prepare_embeddings,
     span_basis,
 )
-from zsbench_baselines.training import device_generator, minibatches
+from zsbench_baselines.training import minibatches
 
 
 @attrs.frozen
@@ -61,7 +61,7 @@ class BilinearRanking:
         """V (D, r) minimising the mean ranking loss of x V seen^T."""
         v = torch.zeros(x.shape[1], seen.shape[1], device=x.device, requires_grad=True)
         optimizer = torch.optim.SGD([v], lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
-        generator = device_generator(context)
+        generator = context.generator()
         with context.bar(self.epochs, f"{self.name} epochs") as bar:
             for _ in range(self.epochs):
                 total = x.new_zeros(())

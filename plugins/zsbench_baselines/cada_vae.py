@@ -31,7 +31,7 @@ from zsbench_baselines.options import non_negative, one_of, positive, positive_i
 from zsbench_baselines.preprocess import NORMS, FeatureNorm, Norm
 from zsbench_baselines.scorer import HeadScorer
 from zsbench_baselines.side_info import EMBEDDING_NORMS, EmbeddingNorm, prepare_embeddings
-from zsbench_baselines.training import device_generator, minibatches, seeded, train_softmax
+from zsbench_baselines.training import minibatches, seeded, train_softmax
 
 # (start, end) of each warm-up as fractions of training, from the paper's 100-epoch schedule.
 BETA_WARMUP = (0.0, 0.93)
@@ -121,7 +121,7 @@ class CADAVAE:
         classes = prepare_embeddings(inputs.class_embeddings(self.name, data, context.device), self.embedding_norm)
         num_seen, num_classes = data.classes.num_seen, len(classes)
         image_encoder, class_encoder = self.train_vaes(x, y, classes[:num_seen], context)
-        rng = device_generator(context)
+        rng = context.generator()
         with torch.no_grad():
             # Seen: real features of each class (drawn with replacement), encoded with noise.
             seen_labels = torch.arange(num_seen, device=x.device).repeat_interleave(self.seen_samples)
@@ -150,7 +150,7 @@ class CADAVAE:
         model = seeded(build, context.seed, x.device)
         enc_x, dec_x, enc_s, dec_s = model
         optimizer = torch.optim.Adam(model.parameters(), lr=self.lr, amsgrad=True)
-        rng = device_generator(context)
+        rng = context.generator()
         batches = (len(x) + self.batch_size - 1) // self.batch_size
         with context.bar(self.epochs, f"{self.name} epochs") as bar:
             for epoch in range(self.epochs):

@@ -38,7 +38,7 @@ from zsbench_baselines.side_info import (
     prepare_embeddings,
     span_basis,
 )
-from zsbench_baselines.training import device_generator, seeded, train_softmax
+from zsbench_baselines.training import seeded, train_softmax
 
 
 def _mlp(inputs: int, hidden: int, outputs: int, out: nn.Module) -> nn.Sequential:
@@ -103,7 +103,7 @@ class FCLSWGAN:
                                         desc=f"{self.name} seen softmax")
         gen = self.train_gan(x, y, conditions, seen_classifier, context)
         unseen = torch.arange(num_seen, num_classes, device=x.device).repeat_interleave(self.synthetic_per_class)
-        noise = torch.randn(len(unseen), self.noise_dim, generator=device_generator(context), device=x.device)
+        noise = torch.randn(len(unseen), self.noise_dim, generator=context.generator(), device=x.device)
         with torch.no_grad():
             synthetic = gen(noise, conditions[unseen])
         final = train_softmax(torch.cat([x, synthetic]), torch.cat([y, unseen]), num_classes, context,
@@ -120,7 +120,7 @@ class FCLSWGAN:
                         context.seed + 1, x.device)
         opt_g = torch.optim.Adam(gen.parameters(), lr=self.lr, betas=(0.5, 0.999))
         opt_d = torch.optim.Adam(critic.parameters(), lr=self.lr, betas=(0.5, 0.999))
-        rng = device_generator(context)
+        rng = context.generator()
 
         def batch():
             idx = torch.randint(len(x), (self.batch_size,), generator=rng, device=x.device)
@@ -128,7 +128,7 @@ class FCLSWGAN:
             return x[idx], y[idx], conditions[y[idx]], noise
 
         with context.bar(self.steps, f"{self.name} generator steps") as bar:
-            for _ in range(self.steps):
+            for step in range(1, self.steps + 1):
                 for _ in range(self.critic_iters):
                     real, _, cond, noise = batch()
                     with torch.no_grad():
@@ -148,7 +148,7 @@ class FCLSWGAN:
                 opt_g.step()
                 critic.requires_grad_(True)
                 bar.update()
-                if bar.n % 50 == 0:
+                if step % 50 == 0 or step == self.steps:  # each report waits for the device
                     bar.set_postfix(w=f"{wasserstein.item():.3f}", cls=f"{classification.item():.3f}")
         gen.eval()
         return gen.requires_grad_(False)

@@ -38,7 +38,7 @@ class RandomProjection:
     def fit(self, data: FitData, context: RunContext) -> HeadScorer:
         raw = inputs.features(self.name, data, context.device)
         classes = inputs.class_embeddings(self.name, data, context.device)
-        generator = context.generator()
+        generator = context.generator("cpu")  # the same projections on every device
         project_x = torch.randn(raw.shape[1], self.dim, generator=generator).to(context.device)
         project_s = torch.randn(classes.shape[1], self.dim, generator=generator).to(context.device)
         head = RandomCosine(project_x, classes @ project_s)

@@ -21,11 +21,6 @@ def seeded(build: Callable[[], M], seed: int, device: torch.device) -> M:
     return module.to(device)
 
 
-def device_generator(context: RunContext) -> torch.Generator:
-    """A generator on the run's device, so noise is drawn where it is used."""
-    return torch.Generator(device=context.device).manual_seed(context.seed)
-
-
 def minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """One epoch of shuffled index batches (the last one may be smaller)."""
     order = torch.randperm(n, generator=generator, device=generator.device)
@@ -45,7 +40,7 @@ def train_softmax(
     """A linear softmax classifier trained with Adam on (x, y); returns its logits layer."""
     classifier = seeded(lambda: torch.nn.Linear(x.shape[1], num_classes), context.seed, x.device)
     optimizer = torch.optim.Adam(classifier.parameters(), lr=lr, betas=(0.5, 0.999))
-    generator = device_generator(context)
+    generator = context.generator()
     with context.bar(epochs, desc) as bar:
         for _ in range(epochs):
             for idx in minibatches(len(x), batch_size, generator):

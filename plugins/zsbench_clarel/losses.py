@@ -41,7 +41,10 @@ class RetrievalLoss(nn.Module):
         total = self.lam * text_retrieval + (1 - self.lam) * image_retrieval
         return LossOutput(
             total,
-            {"text_retrieval": text_retrieval.item(), "image_retrieval": image_retrieval.item()},
+            {
+                "text_retrieval": text_retrieval.detach(),
+                "image_retrieval": image_retrieval.detach(),
+            },
         )
 
 
@@ -57,7 +60,7 @@ class ClassifierLoss(nn.Module):
         image = cross_entropy(self.image_head(inputs.image.float()), inputs.labels)
         text = cross_entropy(self.text_head(inputs.text.float()), inputs.labels)
         return LossOutput(
-            image + text, {"image_classifier": image.item(), "text_classifier": text.item()}
+            image + text, {"image_classifier": image.detach(), "text_classifier": text.detach()}
         )
 
 

@@ -48,7 +48,7 @@ from zsbench_clarel.trainer import (
     train,
 )
 
-CHECKPOINT_FORMAT = 1  # bump when a change makes old checkpoints meaningless
+CHECKPOINT_FORMAT = 2  # bump when a change makes old checkpoints meaningless
 PAPER_STEPS = 150_001
 # Options that do not change the trained weights, so changing them still resumes a checkpoint.
 _NOT_TRAINING = frozenset(
@@ -163,8 +163,9 @@ class ClarelScorer:
         )
 
     def scores(self, inputs: EvalInputs) -> Scores:
+        """(n, K) distances, left on the device: the runner's calibration sweep runs there."""
         return Scores(
-            values=euclidean_distances(self.embed(inputs), self.prototypes).cpu(), is_distance=True
+            values=euclidean_distances(self.embed(inputs), self.prototypes), is_distance=True
         )
 
 
@@ -215,7 +216,9 @@ class _Fit:
             method.embed_dim,
             None if classes.embeddings is None else classes.embeddings.shape[1],
             training_texts=tuple(training_texts),
-            training_vectors=None if classes.embeddings is None else classes.embeddings[classes.seen],
+            training_vectors=None
+            if classes.embeddings is None
+            else classes.embeddings[classes.seen],
             cache_dir=context.cache_dir,
             device=self.device,
         )
@@ -255,25 +258,40 @@ class _Fit:
             )
             self.text_rows = torch.as_tensor(data.labels, dtype=torch.int64).unsqueeze(1)
         # Images without any text (possible in instance-text mode) have nothing to pair with.
-        self.pool = torch.nonzero((self.text_rows >= 0).any(1)).flatten()
-        if len(self.pool) == 0:
+        pool = torch.nonzero((self.text_rows >= 0).any(1)).flatten()
+        if len(pool) == 0:
             raise UserError("CLAREL: no training image has any text to pair with")
-        by_class = _row_table(np.asarray(data.labels)[self.pool.numpy()], classes.num_seen)
-        self.by_class = torch.where(by_class >= 0, self.pool[by_class.clamp_min(0)], -1)
-        self.class_sizes = (self.by_class >= 0).sum(1)
-        self.classes_present = torch.nonzero(self.class_sizes).flatten()
+        by_class = _row_table(np.asarray(data.labels)[pool.numpy()], classes.num_seen)
+        by_class = torch.where(by_class >= 0, pool[by_class.clamp_min(0)], -1)
+        class_sizes = (by_class >= 0).sum(1)
+        classes_present = torch.nonzero(class_sizes).flatten()
         self.distinct_classes = self.text_kind == CLASS_EMBEDDINGS and method.batch_size <= len(
-            self.classes_present
+            classes_present
+        )
+        # Whether some sampled image has fewer texts than a step pools (then a step needs the
+        # variable-shape path, which waits for the device once).
+        slots = self.text_rows.shape[1]
+        if method.texts_per_image is not None:
+            slots = min(slots, method.texts_per_image)
+        self.ragged = bool(((self.text_rows[pool] >= 0).sum(1) < slots).any())
+        # The sampler's tables live on the device with the sampling generator, so a training
+        # step draws, gathers and computes there without a host-device transfer.
+        self.pool, self.by_class, self.class_sizes, self.classes_present, self.text_rows = (
+            t.to(self.device)
+            for t in (pool, by_class, class_sizes, classes_present, self.text_rows)
         )
 
     def sample(self, generator: torch.Generator) -> torch.Tensor:
         """B training image indices: uniform, or one image from each of B distinct classes."""
-        size = self.method.batch_size
+        size, device = self.method.batch_size, self.device
         if not self.distinct_classes:
-            return self.pool[torch.randint(len(self.pool), (size,), generator=generator)]
-        order = torch.randperm(len(self.classes_present), generator=generator)[:size]
-        classes = self.classes_present[order]
-        slot = (torch.rand(size, generator=generator) * self.class_sizes[classes]).long()
+            drawn = torch.randint(len(self.pool), (size,), generator=generator, device=device)
+            return self.pool[drawn]
+        order = torch.randperm(len(self.classes_present), generator=generator, device=device)
+        classes = self.classes_present[order[:size]]
+        slot = (
+            torch.rand(size, generator=generator, device=device) * self.class_sizes[classes]
+        ).long()
         return self.by_class[classes, slot]
 
     def text_embeddings(
@@ -282,21 +300,23 @@ class _Fit:
         """Per row of text-item indices (-1 = none), the mean embedding of (a sample of) its items."""
         k = self.method.texts_per_image
         if generator is not None and k is not None and k < rows.shape[1]:
-            keys = torch.rand(rows.shape, generator=generator).masked_fill(rows < 0, 2.0)
-            rows = rows.gather(1, keys.argsort(1)[:, :k])
+            keys = torch.rand(rows.shape, generator=generator, device=rows.device)
+            rows = rows.gather(1, keys.masked_fill(rows < 0, 2.0).argsort(1)[:, :k])
+        if not self.ragged:  # every row full: fixed shapes, nothing waits for the device
+            embedded = self.text_encoder(take(self.texts, rows.flatten()))
+            return embedded.float().view(*rows.shape, -1).mean(1)
         valid = rows >= 0
-        owner = torch.arange(len(rows)).unsqueeze(1).expand_as(rows)[valid]
-        embedded = self.text_encoder(take(self.texts, rows[valid].to(self.device)))
-        sums, counts = group_sums(embedded, owner.to(self.device), len(rows))
+        owner = torch.arange(len(rows), device=rows.device).unsqueeze(1).expand_as(rows)[valid]
+        sums, counts = group_sums(
+            self.text_encoder(take(self.texts, rows[valid])), owner, len(rows)
+        )
         return sums / counts.clamp_min(1).unsqueeze(1)
 
     def step_loss(self, generator: torch.Generator):
         index = self.sample(generator)
         text = self.text_embeddings(self.text_rows[index], generator)
-        image = self.image_encoder(take(self.images, index.to(self.device)))
-        return self.loss(
-            LossInputs(image=image, text=text, labels=self.labels[index.to(self.device)])
-        )
+        image = self.image_encoder(take(self.images, index))
+        return self.loss(LossInputs(image=image, text=text, labels=self.labels[index]))
 
     @torch.no_grad()
     def prototypes(self) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 Padding never leaks into a sentence's embedding: padded positions are zeroed before every
 convolution (so they look like the convolution's own zero padding), excluded from max-pooling,
-skipped by the packed LSTM and left out of the mean. A sentence therefore embeds the same
+never read by the LSTM before a real word and left out of the mean. A sentence therefore embeds the same
 whatever length it is padded to (in eval mode; batch-norm statistics in training see the pads).
 """
 
@@ -13,7 +13,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from zsbench.errors import UserError
 from zsbench.interfaces import EncoderContext
@@ -59,6 +58,36 @@ class ResidualBlock(nn.Module):
         return pooled.masked_fill(~pooled_mask, 0.0), pooled_mask
 
 
+def _gather_steps(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """``x[i, order[i, t]]`` for (n, T, C) ``x`` and (n, T) ``order``."""
+    return x.gather(1, order.unsqueeze(2).expand(-1, -1, x.shape[2]))
+
+
+class MaskedBiLSTM(nn.Module):
+    """A bidirectional LSTM over right-padded sequences, given their lengths on the device.
+
+    The backward direction reads each sequence reversed within its own length, so it meets a
+    sequence's last word first and padding never reaches a real step's state: the result is a
+    packed ``nn.LSTM(bidirectional=True)``'s, but ``pack_padded_sequence`` wants the lengths on
+    the host, which costs a host-device synchronisation on every batch. Pad steps come out zero.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.forward_lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+        self.backward_lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        steps = torch.arange(x.shape[1], device=x.device)
+        inside = steps < lengths.unsqueeze(1)  # (n, T)
+        # Reverses the first ``length`` steps of each row and leaves the pads; its own inverse.
+        reverse = torch.where(inside, lengths.unsqueeze(1) - 1 - steps, steps)
+        forward, _ = self.forward_lstm(x)
+        backward, _ = self.backward_lstm(_gather_steps(x, reverse))
+        both = torch.cat([forward, _gather_steps(backward, reverse)], dim=2)
+        return both * inside.unsqueeze(2)
+
+
 class CnnLstmEncoder(nn.Module):
     """Token ids (n, T) -> (n, embed_dim); ``prepare`` tokenises sentences with the vocabulary."""
 
@@ -93,7 +122,7 @@ class CnnLstmEncoder(nn.Module):
             ResidualBlock(widths[b], widths[b + 1], units_per_block, kernel_size)
             for b in range(blocks)
         )
-        self.lstm = nn.LSTM(widths[-1], lstm_hidden, batch_first=True, bidirectional=True)
+        self.lstm = MaskedBiLSTM(widths[-1], lstm_hidden)
         self.projection = Projection(2 * lstm_hidden, embed_dim, dropout)
 
     def prepare(self, items: Sequence[str]) -> torch.Tensor:
@@ -105,16 +134,9 @@ class CnnLstmEncoder(nn.Module):
         for block in self.blocks:
             x, mask = block(x, mask)
         lengths = mask.squeeze(1).sum(1).clamp_min(1)  # an empty sentence reads as one zero step
-        packed = pack_padded_sequence(
-            x.transpose(1, 2).float(), lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
         with torch.autocast(x.device.type, enabled=False):  # the recurrence stays in float32
-            steps, _ = pad_packed_sequence(
-                self.lstm(packed)[0], batch_first=True, total_length=x.shape[2]
-            )
-        pooled = steps.sum(1) / lengths.unsqueeze(1).to(
-            steps.dtype
-        )  # padded steps come back as zeros
+            steps = self.lstm(x.transpose(1, 2).float(), lengths)
+        pooled = steps.sum(1) / lengths.unsqueeze(1).to(steps.dtype)
         return self.projection(pooled)
 
 

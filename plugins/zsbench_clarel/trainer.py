@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from torch import nn
 
 from zsbench.errors import DataError, UserError
 from zsbench.interfaces import LossOutput
+from zsbench_clarel.precision import amp_dtype, autocast
 
 
 @attrs.frozen
@@ -82,15 +82,6 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
         lr=config.lr,
         momentum=config.momentum,
     )
-
-
-def _autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on a GPU that supports it, fp16 otherwise; nothing on CPU."""
-    if not enabled or device.type != "cuda":
-        return nullcontext(), None
-    if torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16), None
-    return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
 
 
 class Checkpoint:
@@ -185,7 +176,8 @@ def train(
     optimizer = _optimizer(model, config)
     start = checkpoint.load(model, optimizer, generator, device) if checkpoint else 0
     result = TrainResult(steps_done=start, resumed_from=start)
-    autocast, scaler = _autocast(device, config.amp)
+    dtype = amp_dtype(device, config.amp)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None  # fp16 only
     params = [p for group in optimizer.param_groups for p in group["params"]]
     if bar is not None:
         bar.update(start)
@@ -193,7 +185,7 @@ def train(
     for step in range(start + 1, config.steps + 1):
         for group in optimizer.param_groups:
             group["lr"] = config.lr_at(step - 1)
-        with autocast:
+        with autocast(dtype):
             output = step_loss(generator)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
@@ -215,7 +207,8 @@ def train(
             and (step % config.eval_every == 0 or step == config.steps)
         )
         if due_eval or step % config.progress_every == 0 or step == config.steps:
-            snapshot = {"step": step, "loss": float(output.total.detach()), **output.parts}
+            parts = {"loss": output.total.detach(), **output.parts}
+            snapshot = {"step": step, **{k: float(v) for k, v in parts.items()}}
             if due_eval:
                 model.eval()
                 snapshot.update(evaluate(step))
