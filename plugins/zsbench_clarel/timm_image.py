@@ -21,6 +21,7 @@ from zsbench.errors import DataError, UserError
 from zsbench.interfaces import EncoderContext
 from zsbench.paths import cache_home
 from zsbench_clarel.encoders import IMAGE_FILES, Projection, check_probability
+from zsbench_clarel.precision import amp_dtype, autocast
 
 
 def file_digest(path: Path) -> str:
@@ -61,6 +62,7 @@ class FeatureExtractor:
         batch_size: int,
         num_workers: int,
         image_size: int | None,
+        amp: bool,
     ):
         import timm.data
 
@@ -68,8 +70,11 @@ class FeatureExtractor:
         if image_size is not None:
             config["input_size"] = (3, image_size, image_size)
         self.transform = timm.data.create_transform(**config, is_training=False)
+        self.amp_dtype = amp_dtype(device, amp)
+        # Features computed in another precision are other numbers: they get their own entries.
+        precision = {} if self.amp_dtype is None else {"autocast": str(self.amp_dtype)}
         preprocessing = hashlib.sha1(
-            json.dumps(config, sort_keys=True, default=str).encode()
+            json.dumps({**config, **precision}, sort_keys=True, default=str).encode()
         ).hexdigest()[:10]
         self.folder = cache_root / "timm-features" / f"{model}-{weights_tag[:16]}-{preprocessing}"
         self.backbone = backbone.eval().to(device)
@@ -102,11 +107,16 @@ class FeatureExtractor:
     def _extract(self, paths: list[Path], entries: list[Path]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         loader = torch.utils.data.DataLoader(
-            _Images(paths, self.transform), batch_size=self.batch_size, num_workers=self.num_workers
+            _Images(paths, self.transform),
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",  # so the copy below can overlap
         )
         done = 0
         for images in loader:
-            features = self.backbone(images.to(self.device)).float().cpu().numpy()
+            with autocast(self.amp_dtype):
+                features = self.backbone(images.to(self.device, non_blocking=True))
+            features = features.float().cpu().numpy()
             for feature, entry in zip(features, entries[done : done + len(features)], strict=True):
                 partial = entry.with_suffix(".tmp.npy")
                 np.save(partial, feature)
@@ -176,11 +186,13 @@ def build_timm_backbone(
     num_workers: int = 0,
     dropout: float = 0.25,
     feature_cache: str | None = None,
+    amp: bool = True,
 ) -> TimmImageEncoder:
     """Raw images through a frozen timm backbone (cached pooled features) -> dropout -> linear.
 
     ``feature_cache`` defaults to the zsbench cache home, shared by every run, seed and method:
-    entries are keyed by content, so sharing them is safe and saves the extraction.
+    entries are keyed by content, so sharing them is safe and saves the extraction. ``amp``
+    runs the backbone under bf16 autocast on a GPU (as timm's own inference does).
     """
     backbone, weights_tag = _backbone(model, pretrained, pretrained_path)
     extractor = FeatureExtractor(
@@ -192,5 +204,6 @@ def build_timm_backbone(
         batch_size,
         num_workers,
         image_size,
+        amp,
     )
     return TimmImageEncoder(extractor, context.embed_dim, check_probability("dropout", dropout))
