@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 DOCS_PERF = Path(__file__).resolve().parents[1] / "docs" / "perf"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The folder holding flo/: $ZSBENCH_DATA (e.g. a copy carried to a GPU machine), else ../shared/data.
+SHARED_DATA = Path(os.environ.get("ZSBENCH_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, sync: bool = False) -> float:

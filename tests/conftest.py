@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(Path(__file__).parent))
+from shared_data import SHARED_DATA  # noqa: E402
+
 # Set before any fixture (module-scoped ones included) runs: tests never touch a user's cache.
 os.environ["ZSBENCH_CACHE"] = tempfile.mkdtemp(prefix="zsbench-test-cache-")
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from shared_data import SHARED_DATA
 
 from zsbench.interfaces import ClassSide, EvalInputs, FitData, RunContext
 from zsbench.metrics import zsl_top1
 
-FLO = Path(__file__).resolve().parents[2] / "shared" / "data" / "flo"
+FLO = SHARED_DATA / "flo"
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
 

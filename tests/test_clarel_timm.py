@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from shared_data import SHARED_DATA
 
 import zsbench
 from zsbench.interfaces import EncoderContext
@@ -15,7 +16,7 @@ from zsbench.interfaces import EncoderContext
 pytest.importorskip("timm")
 from zsbench_clarel.timm_image import build_timm_backbone  # noqa: E402
 
-IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "flo" / "images_sample" / "jpg"
+IMAGES = SHARED_DATA / "flo" / "images_sample" / "jpg"
 
 
 @pytest.fixture
