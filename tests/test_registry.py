@@ -40,6 +40,21 @@ def test_register_and_build_and_filter():
     assert sorted(entry.options()) == ["alpha", "kind"]
 
 
+def test_an_unknown_option_names_the_known_ones_and_injected_arguments_pass():
+    def register_datasets(register):
+        register("folder", lambda root, *, size=1: (root, size))
+
+    def register_losses(register):
+        register("hinge", make("hinge"))
+        register("open", lambda **options: options)
+
+    reg = Registry([("p", plugin(register_losses=register_losses, register_datasets=register_datasets), None, None)])
+    with pytest.raises(PluginError, match=r"loss 'hinge' has no option\(s\) alpah, beta; its options are: alpha, kind"):
+        reg.build("loss", "hinge", alpah=2.0, beta=1)
+    assert reg.build("dataset", "folder", root="/data", size=3) == ("/data", 3)
+    assert reg.build("loss", "open", anything=1) == {"anything": 1}
+
+
 def test_unknown_name_lists_known_ones():
     reg = Registry([("p", plugin(register_losses=lambda register: register("hinge", make("h"))), None, None)])
     with pytest.raises(PluginError, match=r"unknown loss 'hnge'; known losses: hinge"):

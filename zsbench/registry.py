@@ -31,6 +31,10 @@ class PluginWarning(UserWarning):
     """A plugin failed to load or register and was skipped."""
 
 
+# Factory arguments that zsbench passes itself (a method's context, a data set's root), not spec options.
+INJECTED = frozenset({"context", "root", "self"})
+
+
 @attrs.frozen
 class PluginEntry:
     """One registered component: what kind, under which name, from which plugin."""
@@ -50,16 +54,31 @@ class PluginEntry:
     def options(self) -> dict[str, inspect.Parameter]:
         """The keyword options the factory accepts (spec keys), minus injected arguments."""
         sig = inspect.signature(self.factory)
-        injected = {"context", "root", "self"}
         return {
             name: p
             for name, p in sig.parameters.items()
-            if name not in injected and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+            if name not in INJECTED and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
         }
 
     def accepts_any_option(self) -> bool:
         sig = inspect.signature(self.factory)
         return any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+
+    def unknown_options(self, names: Iterable[str]) -> list[str]:
+        """Those of ``names`` the factory does not take (none when it takes ``**options``)."""
+        if self.accepts_any_option():
+            return []
+        known = self.options()
+        return sorted(name for name in names if name not in known)
+
+    def build(self, *args: Any, **options: Any) -> Any:
+        """The factory's product; an option it does not take is a user error naming the others."""
+        if unknown := [n for n in self.unknown_options(options) if n not in INJECTED]:
+            raise PluginError(
+                f"{self.kind} {self.name!r} has no option(s) {', '.join(unknown)}; "
+                f"its options are: {', '.join(self.options()) or 'none'}"
+            )
+        return self.factory(*args, **options)
 
 
 def strict_from_env() -> bool:
@@ -162,7 +181,7 @@ class Registry:
         ]
 
     def build(self, kind: str, name: str, *args: Any, **options: Any) -> Any:
-        return self.get(kind, name).factory(*args, **options)
+        return self.get(kind, name).build(*args, **options)
 
 
 _default: Registry | None = None

@@ -140,9 +140,7 @@ class _Checker:
             hints = {}
         for name, value in options.items():
             path = f"{key}.{name}" if key else name
-            if name not in known:
-                if entry.accepts_any_option():
-                    continue
+            if entry.unknown_options([name]):
                 listed = ", ".join(sorted(known)) or "none"
                 self.fail(path, f"unknown option for {entry.kind} {entry.name!r}; known options: {listed}")
             if name in hints and not _matches(value, hints[name]):

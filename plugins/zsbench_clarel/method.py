@@ -73,15 +73,8 @@ def _spec(spec: dict | str | None, default: str) -> dict:
 
 def _component(kind: str, spec: dict, *args: Any) -> Any:
     """Build the registered ``kind`` that ``spec`` = ``{"name": ..., **options}`` names."""
-    spec = dict(spec)
-    entry = zsbench.get_registry().get(kind, spec.pop("name"))
-    unknown = sorted(set(spec) - set(entry.options()))
-    if unknown and not entry.accepts_any_option():
-        raise UserError(
-            f"{kind} {entry.name!r} has no option(s) {', '.join(unknown)}; "
-            f"its options are: {', '.join(entry.options()) or 'none'}"
-        )
-    return entry.factory(*args, **spec)
+    options = dict(spec)
+    return zsbench.get_registry().build(kind, options.pop("name"), *args, **options)
 
 
 def _input_kind(encoder: nn.Module, available: Sequence[str]) -> str:
