@@ -115,6 +115,19 @@ def test_clarel_training_steps_do_not_synchronise(tmp_path, texts):
     assert len(counts[12]) == len(counts[2]), counts[12]
 
 
+def test_a_cpu_checkpoint_is_not_resumed_on_the_gpu_and_a_gpu_one_is(tmp_path):
+    from zsbench_clarel.method import build_clarel
+
+    fit, _, _ = _problem()
+    options = dict(CLAREL_FAST, steps=4, checkpoint_every=2, checkpoint_dir=str(tmp_path))
+    build_clarel(**options).fit(fit, _context(tmp_path, CPU))
+    first = build_clarel(**options).fit(fit, _context(tmp_path, CUDA))
+    assert first.training.resumed_from == 0  # the CPU's random state means nothing here
+    again = build_clarel(**options).fit(fit, _context(tmp_path, CUDA))
+    assert again.training.resumed_from == 4
+    torch.testing.assert_close(again.prototypes, first.prototypes)
+
+
 @pytest.mark.parametrize("name", sorted(BASELINES_FAST))
 def test_baselines_fit_and_score_on_the_gpu(name):
     registry = zsbench.get_registry()

@@ -367,6 +367,8 @@ class _Fit:
                 "version": zsbench.__version__,
                 "options": options,
                 "seed": self.context.seed,
+                # Random streams differ by device (a CUDA generator's state is not a CPU one's).
+                "device": self.device.type,
                 "data": _fingerprint(self.data),
             }
         )
