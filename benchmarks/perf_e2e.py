@@ -5,7 +5,7 @@ linear baselines, once with ``--backend local`` and once with ``--backend ray`` 
 instance using every core), each into a fresh results database and a fresh cache, and checks
 that both give the same rows.
 
-    ZSBENCH_DATA=../shared/data python benchmarks/perf_e2e.py [--repeats 1]
+    ZSBENCH_DATA=../shared/data python benchmarks/perf_e2e.py [--repeats 3]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def run_once(spec: Path, backend: str, workdir: Path) -> tuple[float, list[dict]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=1, help="runs per backend (each takes minutes)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per backend (each takes minutes)")
     args = parser.parse_args()
     if not os.environ.get("ZSBENCH_DATA"):
         sys.exit("set ZSBENCH_DATA to the folder holding flo/ (e.g. ../shared/data)")
@@ -51,7 +51,7 @@ def main() -> None:
     raw["methods"] = [m for m in raw["methods"] if m["name"] in LINEAR]
     raw["name"] = "flo-efficientnet-linear"
     times: dict[str, list[float]] = {"local": [], "ray": []}
-    results = {}
+    results: list[dict] = []  # every run's rows, all backends and repeats: all must agree
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "spec.yaml"
         spec.write_text(yaml.safe_dump(raw))
@@ -61,21 +61,23 @@ def main() -> None:
                 work.mkdir()
                 elapsed, rows = run_once(spec, backend, work)
                 times[backend].append(elapsed)
-                results[backend] = {(r["method"], r["calibrator"], r["seed"]): (r["u"], r["s"], r["H"]) for r in rows}
-    same = results["local"] == results["ray"]
+                results.append({(r["method"], r["calibrator"], r["seed"]): (r["u"], r["s"], r["H"]) for r in rows})
+    same = all(r == results[0] for r in results)
     local, ray = (statistics.median(times[b]) for b in ("local", "ray"))
+    spread = {b: f"{min(t):.0f}-{max(t):.0f} s" for b, t in times.items()}
     body = f"""
 {len(raw['methods'])} methods x 3 seeds = {3 * len(raw['methods'])} runs on the real FLO data
 (`flo-efficientnet.yaml` restricted to CLAREL and the linear baselines); {args.repeats} run(s) per
-backend, median wall time including start-up. The two backends gave {'identical' if same else 'DIFFERENT'} rows.
+backend, alternating, each into a fresh cache; median wall time including start-up, and the range.
+Every run of both backends gave {'identical' if same else 'DIFFERENT'} rows.
 
-| backend | wall time | runs per minute |
-|---|---:|---:|
-| local (one process, one torch thread) | {local:.0f} s | {60 * 3 * len(raw['methods']) / local:.1f} |
-| Ray (local instance, {os.cpu_count()} CPUs, one task per CPU) | {ray:.0f} s | {60 * 3 * len(raw['methods']) / ray:.1f} |
-| speed-up | {local / ray:.2f}x | |
+| backend | wall time (median) | range | runs per minute |
+|---|---:|---:|---:|
+| local (one process, one torch thread) | {local:.0f} s | {spread['local']} | {60 * 3 * len(raw['methods']) / local:.1f} |
+| Ray (local instance, {os.cpu_count()} CPUs, one task per CPU) | {ray:.0f} s | {spread['ray']} | {60 * 3 * len(raw['methods']) / ray:.1f} |
+| speed-up | {local / ray:.2f}x | | |
 """
-    write_fragment("e2e", "End to end, real FLO", "ZSBENCH_DATA=../shared/data python benchmarks/perf_e2e.py",
+    write_fragment("e2e", "End to end, real FLO", f"ZSBENCH_DATA=../shared/data python benchmarks/perf_e2e.py --repeats {args.repeats}",
                    body, torch.device("cpu"))
 
 
