@@ -79,7 +79,7 @@ def main() -> None:
     body = f"""
 `timm-backbone` with timm `{args.model}` ({params / 1e6:.1f} M parameters, random weights; speed
 does not depend on their values), timm's own preprocessing for it (input {size[1]} x {size[2]}), extraction batch
-{args.batch_size}, `num_workers` 0 (decoding in the main process), {threads}. Images: {source}.
+{args.batch_size}, `num_workers` {encoder.extractor.num_workers} (0: decoding in the main process), {threads}. Images: {source}.
 First run: an empty cache each time (median of {args.repeats}; the image files themselves are in
 the OS page cache after the first). Cached run: the same encoder again, every feature read back
 from its cache ({n} hits, identical features; median of 5). The cache holds

@@ -95,9 +95,24 @@ def test_unknown_model_and_missing_weights_are_user_errors(tmp_path):
         )
 
 
-def test_unreadable_image_names_the_file(tmp_path):
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_unreadable_image_names_the_file_and_earlier_batches_stay_cached(tmp_path, num_workers):
+    """Also from loader worker processes, which cannot raise the error across to the caller."""
+    from PIL import Image
+
+    images = [tmp_path / f"plain{i}.png" for i in range(3)]
+    for i, path in enumerate(images):
+        Image.new("RGB", (48, 40), (60 * i, 90, 120)).save(path)
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")
-    encoder = _encoder(tmp_path / "cache")
-    with pytest.raises(zsbench.DataError, match="broken.jpg"):
-        encoder.prepare([bad])
+    encoder = _encoder(tmp_path / "cache", num_workers=num_workers)
+    with pytest.raises(zsbench.DataError, match=r"broken\.jpg: cannot read image"):
+        encoder.prepare([*images[:3], bad])  # batch_size 3: the first batch is fine
+    encoder.prepare(images[:3])
+    assert encoder.extractor.last_hits == 3
+
+
+def test_loader_workers_default_to_none_on_the_cpu_and_negative_is_a_user_error(tmp_path):
+    assert _encoder(tmp_path / "cache").extractor.num_workers == 0
+    with pytest.raises(zsbench.UserError, match="num_workers must be 0 or more, got -1"):
+        _encoder(tmp_path / "cache", num_workers=-1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,20 +34,24 @@ def file_digest(path: Path) -> str:
 
 
 class _Images(torch.utils.data.Dataset):
-    def __init__(self, paths: Sequence[Path], transform):
-        self.paths, self.transform = paths, transform
+    """Decoded, transformed images. An unreadable file comes back as a blank image with its error
+    message, for the main process to report by name: an exception raised in a loader worker
+    process would reach the user as a traceback."""
+
+    def __init__(self, paths: Sequence[Path], transform, input_size: tuple[int, ...]):
+        self.paths, self.transform, self.input_size = paths, transform, input_size
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
         from PIL import Image, UnidentifiedImageError
 
         try:
             with Image.open(self.paths[i]) as image:
-                return self.transform(image.convert("RGB"))
+                return self.transform(image.convert("RGB")), ""
         except (OSError, UnidentifiedImageError) as exc:
-            raise DataError(self.paths[i], f"cannot read image: {exc}") from exc
+            return torch.zeros(self.input_size), f"cannot read image: {exc}"
 
 
 class FeatureExtractor:
@@ -70,6 +75,7 @@ class FeatureExtractor:
         if image_size is not None:
             config["input_size"] = (3, image_size, image_size)
         self.transform = timm.data.create_transform(**config, is_training=False)
+        self.input_size = tuple(config["input_size"])
         self.amp_dtype = amp_dtype(device, amp)
         # Features computed in another precision are other numbers: they get their own entries.
         precision = {} if self.amp_dtype is None else {"autocast": str(self.amp_dtype)}
@@ -107,13 +113,16 @@ class FeatureExtractor:
     def _extract(self, paths: list[Path], entries: list[Path]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         loader = torch.utils.data.DataLoader(
-            _Images(paths, self.transform),
+            _Images(paths, self.transform, self.input_size),
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",  # so the copy below can overlap
         )
         done = 0
-        for images in loader:
+        for images, errors in loader:
+            for path, error in zip(paths[done : done + len(errors)], errors, strict=True):
+                if error:  # the batches before are cached: a rerun after the fix keeps them
+                    raise DataError(path, error)
             with autocast(self.amp_dtype):
                 features = self.backbone(images.to(self.device, non_blocking=True))
             features = features.float().cpu().numpy()
@@ -183,7 +192,7 @@ def build_timm_backbone(
     pretrained_path: str | None = None,
     image_size: int | None = None,
     batch_size: int = 64,
-    num_workers: int = 0,
+    num_workers: int | None = None,
     dropout: float = 0.25,
     feature_cache: str | None = None,
     amp: bool = True,
@@ -193,7 +202,13 @@ def build_timm_backbone(
     ``feature_cache`` defaults to the zsbench cache home, shared by every run, seed and method:
     entries are keyed by content, so sharing them is safe and saves the extraction. ``amp``
     runs the backbone under bf16 autocast on a GPU (as timm's own inference does).
+    ``num_workers`` defaults to decoding in the main process on the CPU, where the cores are the
+    backbone's, and to up to 8 loader processes on a GPU, which would otherwise wait for them.
     """
+    if num_workers is None:
+        num_workers = 0 if context.device.type == "cpu" else min(8, max((os.cpu_count() or 1) - 1, 0))
+    elif num_workers < 0:
+        raise UserError(f"num_workers must be 0 or more, got {num_workers}")
     backbone, weights_tag = _backbone(model, pretrained, pretrained_path)
     extractor = FeatureExtractor(
         model,
