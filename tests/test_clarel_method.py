@@ -461,13 +461,15 @@ def test_image_text_embedding_over_ragged_rows_uses_only_each_images_own_sentenc
 
 @pytest.mark.parametrize("texts", [False, True], ids=["class-level", "instance-text"])
 @pytest.mark.parametrize("steps", [1, 6])
-def test_training_steps_never_wait_for_the_device(tmp_path, texts, steps):
+def test_training_steps_never_wait_for_the_device(tmp_path, texts, steps, monkeypatch):
     """Between progress reports a step only queues work: the one host read of the run is the
     final report of the loss and its parts, however many steps there are (checked here on the
     CPU by the operators a step dispatches; on a GPU each would be a synchronisation)."""
     from zsbench_clarel.method import _Fit
+    from zsbench_clarel.text_cnn_lstm import MaskedBiLSTM
     from zsbench_clarel.trainer import train
 
+    monkeypatch.setattr(MaskedBiLSTM, "pack_on_cpu", False)  # the GPU's way, here on the CPU
     fit, _, _ = _problem(texts=texts)
     text_encoder = (
         {"name": "cnn-lstm", "word_dim": 4, "filters": 2, "lstm_hidden": 3}

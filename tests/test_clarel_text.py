@@ -234,9 +234,14 @@ def test_hf_text_rejects_a_folder_that_is_not_a_model(tmp_path):
 
 
 @settings(max_examples=25, deadline=None)
-@given(lengths=st.lists(st.integers(1, 7), min_size=1, max_size=6), seed=st.integers(0, 2**16))
-def test_masked_bilstm_equals_a_packed_bidirectional_lstm(lengths, seed):
-    """Same weights, same outputs on every real step, zeros on the pads; no host-side lengths."""
+@given(
+    lengths=st.lists(st.integers(1, 7), min_size=1, max_size=6),
+    seed=st.integers(0, 2**16),
+    pack=st.booleans(),
+)
+def test_masked_bilstm_equals_a_packed_bidirectional_lstm(lengths, seed, pack):
+    """Same weights, same outputs on every real step, zeros on the pads: by the GPU's way (every
+    step, lengths never leave the device) and by the CPU's (packed)."""
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
     from zsbench_clarel.text_cnn_lstm import MaskedBiLSTM
 
@@ -244,6 +249,7 @@ def test_masked_bilstm_equals_a_packed_bidirectional_lstm(lengths, seed):
     total = 8
     packed_lstm = torch.nn.LSTM(3, 4, batch_first=True, bidirectional=True)
     masked = MaskedBiLSTM(3, 4)
+    masked.pack_on_cpu = pack
     with torch.no_grad():
         for name, value in packed_lstm.named_parameters():
             target = masked.backward_lstm if name.endswith("_reverse") else masked.forward_lstm

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from zsbench.errors import UserError
 from zsbench.interfaces import EncoderContext
@@ -63,14 +64,24 @@ def _gather_steps(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     return x.gather(1, order.unsqueeze(2).expand(-1, -1, x.shape[2]))
 
 
+def _packed(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``lstm`` over the first ``lengths`` steps of each row only; zeros after them."""
+    packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    return pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=x.shape[1])[0]
+
+
 class MaskedBiLSTM(nn.Module):
     """A bidirectional LSTM over right-padded sequences, given their lengths on the device.
 
     The backward direction reads each sequence reversed within its own length, so it meets a
     sequence's last word first and padding never reaches a real step's state: the result is a
-    packed ``nn.LSTM(bidirectional=True)``'s, but ``pack_padded_sequence`` wants the lengths on
-    the host, which costs a host-device synchronisation on every batch. Pad steps come out zero.
+    packed ``nn.LSTM(bidirectional=True)``'s. On a GPU both directions run over every step, pads
+    included, because packing needs the lengths on the host: a host-device synchronisation on
+    every batch. On the CPU, where the lengths are already, they are packed and pads skipped
+    (``pack_on_cpu``). Pad steps come out zero.
     """
+
+    pack_on_cpu = True
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
@@ -82,8 +93,12 @@ class MaskedBiLSTM(nn.Module):
         inside = steps < lengths.unsqueeze(1)  # (n, T)
         # Reverses the first ``length`` steps of each row and leaves the pads; its own inverse.
         reverse = torch.where(inside, lengths.unsqueeze(1) - 1 - steps, steps)
-        forward, _ = self.forward_lstm(x)
-        backward, _ = self.backward_lstm(_gather_steps(x, reverse))
+        reversed_x = _gather_steps(x, reverse)
+        if x.device.type == "cpu" and self.pack_on_cpu:
+            forward = _packed(self.forward_lstm, x, lengths)
+            backward = _packed(self.backward_lstm, reversed_x, lengths)
+        else:
+            forward, backward = self.forward_lstm(x)[0], self.backward_lstm(reversed_x)[0]
         both = torch.cat([forward, _gather_steps(backward, reverse)], dim=2)
         return both * inside.unsqueeze(2)
 
