@@ -19,13 +19,12 @@ import torch
 from zsbench.interfaces import FitData, RunContext
 from zsbench_baselines import inputs
 from zsbench_baselines.options import non_negative, one_of, positive, positive_int
-from zsbench_baselines.preprocess import NORMS, FeatureNorm, Norm
+from zsbench_baselines.preprocess import NORMS, Norm
 from zsbench_baselines.ranking_losses import RankingLoss, ale_loss, devise_loss, sje_loss
 from zsbench_baselines.scorer import Compatibility, HeadScorer
 from zsbench_baselines.side_info import (
     EMBEDDING_NORMS,
     EmbeddingNorm,
-    prepare_embeddings,
     span_basis,
 )
 from zsbench_baselines.training import minibatches
@@ -48,10 +47,9 @@ class BilinearRanking:
     ranking_loss: ClassVar[RankingLoss]
 
     def fit(self, data: FitData, context: RunContext) -> HeadScorer:
-        raw = inputs.features(self.name, data, context.device)
-        norm = FeatureNorm.fit(self.feature_norm, raw)
-        x, y = norm(raw), inputs.labels(data, context.device)
-        classes = prepare_embeddings(inputs.class_embeddings(self.name, data, context.device), self.embedding_norm)
+        norm, x, y, classes = inputs.training_set(
+            self.name, data, context.device, self.feature_norm, self.embedding_norm
+        )
         basis = span_basis(classes[: data.classes.num_seen])  # (E, r)
         seen_coords = classes[: data.classes.num_seen] @ basis  # (Z, r)
         v = self.train(x, y, seen_coords, context)

@@ -28,9 +28,9 @@ from torch import nn
 from zsbench.interfaces import FitData, RunContext
 from zsbench_baselines import inputs
 from zsbench_baselines.options import non_negative, one_of, positive, positive_int
-from zsbench_baselines.preprocess import NORMS, FeatureNorm, Norm
+from zsbench_baselines.preprocess import NORMS, Norm
 from zsbench_baselines.scorer import HeadScorer
-from zsbench_baselines.side_info import EMBEDDING_NORMS, EmbeddingNorm, prepare_embeddings
+from zsbench_baselines.side_info import EMBEDDING_NORMS, EmbeddingNorm
 from zsbench_baselines.training import minibatches, seeded, train_softmax
 
 # (start, end) of each warm-up as fractions of training, from the paper's 100-epoch schedule.
@@ -115,10 +115,9 @@ class CADAVAE:
     default_grid: ClassVar[dict[str, list]] = {"epochs": [10, 20]}
 
     def fit(self, data: FitData, context: RunContext) -> HeadScorer:
-        raw = inputs.features(self.name, data, context.device)
-        norm = FeatureNorm.fit(self.feature_norm, raw)
-        x, y = norm(raw), inputs.labels(data, context.device)
-        classes = prepare_embeddings(inputs.class_embeddings(self.name, data, context.device), self.embedding_norm)
+        norm, x, y, classes = inputs.training_set(
+            self.name, data, context.device, self.feature_norm, self.embedding_norm
+        )
         num_seen, num_classes = data.classes.num_seen, len(classes)
         image_encoder, class_encoder = self.train_vaes(x, y, classes[:num_seen], context)
         rng = context.generator()

@@ -30,12 +30,11 @@ from torch import nn
 from zsbench.interfaces import FitData, RunContext
 from zsbench_baselines import inputs
 from zsbench_baselines.options import non_negative, one_of, positive, positive_int
-from zsbench_baselines.preprocess import NORMS, FeatureNorm, Norm
+from zsbench_baselines.preprocess import NORMS, Norm
 from zsbench_baselines.scorer import HeadScorer
 from zsbench_baselines.side_info import (
     EMBEDDING_NORMS,
     EmbeddingNorm,
-    prepare_embeddings,
     span_basis,
 )
 from zsbench_baselines.training import seeded, train_softmax
@@ -93,10 +92,9 @@ class FCLSWGAN:
     default_grid: ClassVar[dict[str, list]] = {"cls_weight": [1.0, 3.0]}
 
     def fit(self, data: FitData, context: RunContext) -> HeadScorer:
-        raw = inputs.features(self.name, data, context.device)
-        norm = FeatureNorm.fit(self.feature_norm, raw)
-        x, y = norm(raw), inputs.labels(data, context.device)
-        classes = prepare_embeddings(inputs.class_embeddings(self.name, data, context.device), self.embedding_norm)
+        norm, x, y, classes = inputs.training_set(
+            self.name, data, context.device, self.feature_norm, self.embedding_norm
+        )
         conditions = classes @ span_basis(classes)  # (K, r) coordinates, seen classes first
         num_seen, num_classes = data.classes.num_seen, len(classes)
         seen_classifier = train_softmax(x, y, num_seen, context, self.pretrain_epochs, self.classifier_lr,

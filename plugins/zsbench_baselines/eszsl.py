@@ -10,9 +10,9 @@ import torch
 from zsbench.interfaces import FitData, RunContext
 from zsbench_baselines import inputs
 from zsbench_baselines.options import one_of, positive
-from zsbench_baselines.preprocess import NORMS, FeatureNorm, Norm
+from zsbench_baselines.preprocess import NORMS, Norm
 from zsbench_baselines.scorer import Compatibility, HeadScorer
-from zsbench_baselines.side_info import EMBEDDING_NORMS, EmbeddingNorm, prepare_embeddings
+from zsbench_baselines.side_info import EMBEDDING_NORMS, EmbeddingNorm
 
 
 def eszsl_matrix(x: torch.Tensor, labels: torch.Tensor, seen: torch.Tensor, gamma: float, lam: float) -> torch.Tensor:
@@ -44,9 +44,8 @@ class ESZSL:
     default_grid: ClassVar[dict[str, list]] = {"gamma": [3e3, 3e4], "lam": [0.1, 1.0]}
 
     def fit(self, data: FitData, context: RunContext) -> HeadScorer:
-        raw = inputs.features(self.name, data, context.device)
-        norm = FeatureNorm.fit(self.feature_norm, raw)
-        classes = prepare_embeddings(inputs.class_embeddings(self.name, data, context.device), self.embedding_norm)
-        seen = classes[: data.classes.num_seen]
-        v = eszsl_matrix(norm(raw), inputs.labels(data, context.device), seen, self.gamma, self.lam)
+        norm, x, y, classes = inputs.training_set(
+            self.name, data, context.device, self.feature_norm, self.embedding_norm
+        )
+        v = eszsl_matrix(x, y, classes[: data.classes.num_seen], self.gamma, self.lam)
         return HeadScorer(self.name, norm, Compatibility(v @ classes.T), context.device)

@@ -11,6 +11,8 @@ import torch
 
 from zsbench.errors import UserError
 from zsbench.interfaces import EvalInputs, FitData
+from zsbench_baselines.preprocess import FeatureNorm
+from zsbench_baselines.side_info import prepare_embeddings
 
 
 def features(method: str, inputs: FitData | EvalInputs, device: torch.device) -> torch.Tensor:
@@ -36,3 +38,15 @@ def class_embeddings(method: str, data: FitData, device: torch.device) -> torch.
 def labels(data: FitData, device: torch.device) -> torch.Tensor:
     """(n,) int64 labels into ``data.classes`` (all < num_seen)."""
     return torch.as_tensor(np.asarray(data.labels, dtype=np.int64), device=device)
+
+
+def training_set(
+    method: str, data: FitData, device: torch.device, feature_norm: str, embedding_norm: str
+) -> tuple[FeatureNorm, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What every trained baseline starts from: the feature normalisation fitted on ``data`` (its
+    scorer applies it at test time), the normalised features, the labels and the prepared class
+    embeddings (seen classes first), all on ``device``."""
+    raw = features(method, data, device)
+    norm = FeatureNorm.fit(feature_norm, raw)
+    classes = prepare_embeddings(class_embeddings(method, data, device), embedding_norm)
+    return norm, norm(raw), labels(data, device), classes
