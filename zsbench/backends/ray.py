@@ -115,6 +115,7 @@ class RayBackend:
     num_gpus_per_task: float | None = attrs.field(default=None, validator=_gpu_count)
     max_retries: int = attrs.field(default=2, validator=_retries)
     device: str = attrs.field(default="auto", validator=_device_name)
+    dashboard: bool = False  # a local instance's dashboard (an exposed one runs arbitrary code)
 
     def _task_gpus(self, cluster: dict[str, float]) -> float:
         if self.num_gpus_per_task is not None:
@@ -136,14 +137,18 @@ class RayBackend:
                     f"{cluster.get(resource, 0):g}; lower the request or pass --address of a larger cluster"
                 )
 
-    def run(self, tasks: list[Task]) -> Iterator[tuple[Task, list[ResultRow] | Failure]]:
+    def run(self, tasks) -> Iterator[tuple[Task, list[ResultRow] | Failure]]:
+        tasks = list(tasks)  # every task is submitted at once (and so claimed at once)
         if not tasks:
             return
         ray = _import_ray()
         started = not ray.is_initialized()
         if started:
+            local = {} if self.address else {  # a local instance is for this machine only
+                "_node_ip_address": "127.0.0.1", "include_dashboard": self.dashboard,
+                "dashboard_host": "127.0.0.1"}
             try:
-                ray.init(address=self.address)
+                ray.init(address=self.address, **local)
             except ConnectionError as exc:
                 raise UserError(f"cannot reach a Ray cluster at {self.address!r}: {exc}") from None
         pending: dict[Any, Task] = {}
