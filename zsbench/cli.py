@@ -225,13 +225,15 @@ def _print_failures(rows: list[dict], results_path: str) -> None:
 
 
 @results.command("import")
-@click.argument("recovery_file", type=click.Path(dir_okay=False))
+@click.argument("recovery_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--results", "own_results", default=None, type=click.Path(dir_okay=False),
+              help="SQLite results database to write into (default: the one given to `results`).")
 @click.pass_context
-def import_results(ctx: click.Context, recovery_file: str) -> None:
+def import_results(ctx: click.Context, recovery_file: str, own_results: str | None) -> None:
     """Write the runs of RECOVERY_FILE (saved when the database refused a write) into --results."""
     from zsbench.store import ResultStore
 
-    results_path = ctx.obj["results_path"]
+    results_path = own_results or ctx.obj["results_path"]
     with ResultStore(results_path) as store:
         imported, stored = store.import_runs(recovery_file)
     done = Path(recovery_file).with_name(Path(recovery_file).name + ".imported")

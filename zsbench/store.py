@@ -138,7 +138,7 @@ class ResultStore:
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.db = sqlite3.connect(self.path, timeout=30)
-                self.db.execute("PRAGMA journal_mode=WAL")
+                self._wal()
                 self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._check_intact()
@@ -154,12 +154,29 @@ class ResultStore:
             raise
         self.db.row_factory = sqlite3.Row
 
+    def _wal(self) -> None:
+        """WAL mode; switching it does not wait on SQLite's busy timeout, so two writers opening
+        a new file at once are retried here."""
+        for attempt in range(50):
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.1)
+
     def _close_quietly(self) -> None:
         if getattr(self, "db", None) is not None:
             self.db.close()
 
     def _check_intact(self) -> None:
-        problems = [r[0] for r in self.db.execute("PRAGMA quick_check").fetchall()]
+        try:
+            problems = [r[0] for r in self.db.execute("PRAGMA quick_check").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            if "malformed" not in str(exc) and "not a database" not in str(exc):
+                raise
+            problems = [str(exc)]
         if problems != ["ok"]:
             shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
             raise UserError(
