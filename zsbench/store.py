@@ -16,6 +16,7 @@ import os
 import socket
 import sqlite3
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -317,7 +318,14 @@ class ResultStore:
 
     def record_failure(self, run_key: str, spec_name: str, dataset: str, method: str, seed: int,
                        error: str, user_error: bool, provenance: dict[str, Any]) -> None:
-        """A run that failed (kept as history; a later success supersedes it in ``failures``)."""
+        """A run that failed (kept as history; a later success supersedes it in ``failures``).
+        A database that refuses this write only loses the record: the caller reports the failure."""
+        try:
+            self._insert_failure(run_key, spec_name, dataset, method, seed, error, user_error, provenance)
+        except sqlite3.DatabaseError as exc:
+            warnings.warn(f"{self.path}: the failure of run {run_key} could not be recorded ({exc})", stacklevel=2)
+
+    def _insert_failure(self, run_key, spec_name, dataset, method, seed, error, user_error, provenance) -> None:
         with self.db:
             self.db.execute(
                 "INSERT INTO failures (run_key, spec_name, dataset, method, seed, error, user_error, "
