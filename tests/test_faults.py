@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from data_fixtures.matfiles import tiny_xlsa17
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_cli import ZSBENCH, write, zsbench
 
 from zsbench import registry as registry_module
@@ -366,3 +368,26 @@ def test_a_device_torch_cannot_use_is_named_by_file_key_or_option(toy):
         result = zsbench("run", far, "--quiet")
         assert result.returncode == 2
         assert f"{far}: device: device 'cuda:7' was asked for, but torch sees no CUDA device" in one_paragraph(result)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.booleans(), min_size=12, max_size=12).filter(lambda bad: not all(bad)))
+def test_dropping_rows_keeps_every_split_pointing_at_the_same_instances(bad):
+    from zsbench.data.finite import finite_bundle
+    from zsbench.interfaces import DatasetBundle, Splits
+
+    features = np.arange(24, dtype=np.float32).reshape(12, 2)
+    features[np.array(bad), 1] = np.inf
+    order = np.random.default_rng(len(bad)).permutation(12)
+    splits = Splits(trainval=order[:4], test_seen=order[4:6], test_unseen=order[6:9], train=order[9:11], val=order[11:])
+    bundle = DatasetBundle(name="p", labels=np.arange(12) % 3, class_names=("a", "b", "c"), splits=splits,
+                           features=features, class_embeddings=np.eye(3, dtype=np.float32),
+                           texts=[[f"text {i}"] for i in range(12)])
+    kept = finite_bundle(bundle, drop=True)
+    assert np.isfinite(kept.features).all() and len(kept.labels) == 12 - sum(bad)
+    for name, idx in splits.as_dict().items():
+        survivors = [i for i in idx if not bad[i]]
+        new = kept.splits.as_dict()[name]
+        np.testing.assert_array_equal(kept.features[new, 0], features[survivors, 0])  # same instances
+        assert [kept.texts[j] for j in new] == [[f"text {i}"] for i in survivors]
+        np.testing.assert_array_equal(kept.labels[new], bundle.labels[survivors])
