@@ -1,4 +1,4 @@
-"""Leaderboard figures: calibration curves, seen-unseen curves and setting sweeps, as PNG files.
+"""Leaderboard figures: H per entry, calibration curves, seen-unseen curves and setting sweeps, as PNG files.
 
 Every line is a mean over seeds with its 95% confidence band (``zsbench.summary.Estimate``, in
 percent). Figures are drawn on matplotlib's Agg canvas without pyplot, so plotting never touches
@@ -181,5 +181,27 @@ def sweep_figure(
         ax.set_title(METRIC_TITLES[metric])
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
+    _title(fig, title)
+    return _save(fig, path)
+
+
+def h_bar_figure(estimates: Mapping[str, Estimate], title: str, path: Path) -> Path:
+    """Horizontal bars of H per entry (label -> estimate, drawn top to bottom in the given
+    order) with 95% CI whiskers clipped to [0, 100], each bar labelled with its value."""
+    labels = list(estimates)
+    fig = Figure(figsize=(9, 1.2 + 0.32 * len(labels)))
+    ax = fig.add_subplot(1, 1, 1)
+    y = np.arange(len(labels))
+    means = np.array([estimates[k].mean for k in labels])
+    half = np.nan_to_num(np.array([estimates[k].half_width for k in labels]))
+    low, high = means - np.clip(means - half, 0, 100), np.clip(means + half, 0, 100) - means
+    ax.barh(y, means, xerr=[low, high], color="#26a69a", ecolor="#333333", capsize=3, height=0.65)
+    for i, m in enumerate(means):
+        ax.text(min(m + high[i], 100) + 1, i, f"{m:.1f}", va="center", fontsize="small")
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 105)
+    ax.set_xlabel("H on test (%), mean and 95% CI over seeds")
+    ax.grid(axis="x", alpha=0.3)
     _title(fig, title)
     return _save(fig, path)
