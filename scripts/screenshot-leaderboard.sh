@@ -30,7 +30,7 @@ name="$(echo "$page" | tr -c 'a-zA-Z0-9\n' '-' | sed 's/-*$//')"
 for width in 1280 1400; do
   "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync \
-    --user-data-dir="$work/profile-$width" --hide-scrollbars --window-size="$width,2200" \
+    --user-data-dir="$work/profile-$width" --hide-scrollbars --window-size="$width,${HEIGHT:-2200}" \
     --screenshot="$out/$name-$width.png" "http://127.0.0.1:$port/$page" 2>/dev/null
   echo "$out/$name-$width.png"
 done

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -125,11 +124,6 @@ def _settings(point: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={_number(v)}" for k, v in sorted(point.items())) or "defaults"
 
 
-def _seed_list(seeds: Iterable[int]) -> str:
-    seeds = sorted(seeds)
-    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
-
-
 def _distinct(values: Iterable[Any]) -> str:
     return ", ".join(dict.fromkeys(str(v) for v in values if v not in (None, "")))
 
@@ -141,6 +135,9 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], right: Sequence
         "| " + " | ".join(align) + " |",
         *("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows),
     ]
+
+
+WIDE = ("---", "hide:", "  - toc", "---", "")  # front matter: wide tables need the toc column's width
 
 
 def _sortable(lines: list[str]) -> list[str]:
@@ -329,8 +326,8 @@ def _image(figures: Mapping[str, Path], key: str, alt: str, prefix: str = "") ->
 
 TEST_ONLY_NOTE = (
     "**AUSUC** is the area under the seen-unseen accuracy curve on test (Chao et al., ECCV 2016), "
-    "computed exactly over every offset of calibrated stacking; it needs no calibration parameter, "
-    "so a method's rows with and without calibration share it. **Oracle H (test)** is the best H "
+    "computed exactly over every offset of calibrated stacking; it depends on the scores alone, not "
+    "on a calibration parameter, so a method's rows that chose the same hyper-parameters share it. **Oracle H (test)** is the best H "
     "over every value of the row's calibration parameter *on the test split*: an oracle shown only "
     "to say how far the validated choice is from it. No method may use it for selection, and the "
     "ranking is by H at the parameter chosen on validation. Both are computed after every choice "
@@ -340,8 +337,7 @@ TEST_ONLY_NOTE = (
 
 def render_page(page: DatasetPage, figures: Mapping[str, Path]) -> str:
     plain, sweeps = split_sweeps(page.rows)
-    # the wide tables need the width of the table-of-contents column
-    lines = ["---", "hide:", "  - toc", "---", "", f"# {page.title}", "", GENERATED, ""]
+    lines = [*WIDE, f"# {page.title}", "", GENERATED, ""]
     if page.rows:
         seeds = sorted({r["seed"] for r in page.rows})
         lines += [
@@ -400,8 +396,8 @@ def render_page(page: DatasetPage, figures: Mapping[str, Path]) -> str:
                 for calibrator, points in sweep.series().items()
                 for value, s in sorted(points, key=lambda p: _order(p[0]))
             ]
-            lines += _table([sweep.setting, "calibrator", "seeds", "u", "s", "H", "ZSL"], body,
-                            right=("seeds", "u", "s", "H", "ZSL"))
+            lines += _sortable(_table([sweep.setting, "calibrator", "seeds", "u", "s", "H", "ZSL"], body,
+                                      right=("seeds", "u", "s", "H", "ZSL")))
             lines.append("")
     if page.reported:
         lines += [
@@ -410,7 +406,7 @@ def render_page(page: DatasetPage, figures: Mapping[str, Path]) -> str:
             "Numbers as printed in the cited papers (percent). They were not produced by zsbench, "
             "may use other features, splits or protocols, and are kept apart from the measured table.",
             "",
-            *reported_table(page.reported),
+            *_sortable(reported_table(page.reported)),
             "",
         ]
     return "\n".join(lines)
@@ -499,7 +495,7 @@ class MethodPage:
     def render(self, figure: Path | None) -> str:
         rows = [r for s in self.summaries for r in s.rows]
         lines = [
-            f"# {self.method} on {self.page.title}", "", GENERATED, "",
+            *WIDE, f"# {self.method} on {self.page.title}", "", GENERATED, "",
             f"[Back to the {self.page.title} leaderboard](../{self.page.slug}.md)", "",
             f"Side information: {_distinct(r['side_information'] for r in rows)}. "
             f"Features (backbone): {_distinct(r['features'] for r in rows)}. "
@@ -511,13 +507,14 @@ class MethodPage:
              _oracle(_estimate(s, "oracle_H")), len(s.seeds)]
             for s in ranked(self.summaries)
         ]
-        lines += _table(["calibrator", "H", "u", "s", "ZSL", "AUSUC", "oracle H (test)", "seeds"], body,
-                        right=("H", "u", "s", "ZSL", "AUSUC", "oracle H (test)", "seeds"))
+        lines += _sortable(_table(["calibrator", "H", "u", "s", "ZSL", "AUSUC", "oracle H (test)", "seeds"], body,
+                                  right=("H", "u", "s", "ZSL", "AUSUC", "oracle H (test)", "seeds")))
         lines += ["", TEST_ONLY_NOTE, ""]
         if figure:
             lines += ["## Validation curves", "", f"![H against the calibration parameter on validation, per seed]({figure.name})", ""]
         for s in ranked(self.summaries):
-            lines += [f"## {s.label} {{#{slug(s.calibrator)}}}", "", *seed_table(s), ""]
+            title = f"{s.method}, no calibration" if s.calibrator == NO_CALIBRATION else s.label
+            lines += [f"## {title} {{#{slug(s.calibrator)}}}", "", *_sortable(seed_table(s)), ""]
         lines += ["## Provenance", "", *provenance_table(rows), ""]
         return "\n".join(lines)
 

@@ -165,7 +165,7 @@ def sweep_figure(
     if numeric:
         values = sorted(values)
     position = {v: (float(v) if numeric else float(i)) for i, v in enumerate(values)}
-    fig = Figure(figsize=(13, 4))
+    fig = Figure(figsize=(10, 3.6))  # drawn near 1:1 at the page width, so labels stay readable
     for i, metric in enumerate(("H", "u", "s")):
         ax = fig.add_subplot(1, 3, i + 1)
         for calibrator, points in series.items():
