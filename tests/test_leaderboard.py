@@ -297,6 +297,18 @@ def test_command_writes_pages_and_reads_the_default_reported_file(results_db, re
     assert REPORTED_TITLE in (tmp_path / "lb" / "flowers.md").read_text()
 
 
+def test_command_combines_several_databases_in_one_invocation(results_db, tmp_path):
+    other = tmp_path / "cub.sqlite"
+    with ResultStore(other) as store:
+        store.write_run([attrs.evolve(row("alpha-net", "none", 0, dataset="CUB"), run_key="cub-0")])
+    result = CliRunner().invoke(
+        leaderboard, ["--results", str(results_db), "--results", str(other), "--out", str(tmp_path / "lb"), "--no-plots"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "from 31 row(s)" in result.output
+    assert (tmp_path / "lb" / "cub" / "alpha-net.md").is_file() and (tmp_path / "lb" / "flowers" / "beta-map.md").is_file()
+
+
 def test_command_warns_when_two_specs_share_entry_names(results_db, tmp_path):
     with ResultStore(results_db) as store:
         store.write_run([attrs.evolve(row("alpha-net", "none", 0), run_key="other", spec_name="rerun")])
