@@ -84,7 +84,8 @@ def row(method: str, calibrator: str, seed: int, dataset: str = "Flowers", kappa
         features="efficientnet_lite0",
         wall_time=1.0,
         provenance={"zsbench": "0.1.0", "torch": "2.14.1", "device": "cpu", "run_key": f"key-{label}-{seed}",
-                    "checksum": "deadbeefcafe0123"},
+                    "checksum": "deadbeefcafe0123", "data": {"att_splits.mat": "sha256:0123abcd"},
+                    "config": {"seed": seed}},
         curves=curves,
         ausuc=ausuc_of(method, seed),
         oracle_H=None if calibrator == "none" else oracle_of(method, seed),
@@ -190,6 +191,9 @@ def test_pages_have_independently_computed_cis_sorted_by_h(results_db, reported_
     assert "| torch | 2.14.1 |" in provenance and "| checksum | `deadbeefcafe0123` |" in provenance
     assert any(line.startswith("| run_key | seed 0: key-beta-map-0; seed 1: key-beta-map-1") for line in provenance)
     assert "class embeddings (att, 1024-d)" in details and "efficientnet_lite0" in details
+    # nested provenance (data checksums, the spec entries) folded, once per distinct value
+    assert details.count('??? note "data (every seed)"') == 1 and "att_splits.mat: sha256:0123abcd" in details
+    assert [details.count(f'??? note "config (seed {seed})"') for seed in SEEDS] == [1, 1, 1]
 
     # the sweep: its own table, one row per (value, calibrator), CIs over seeds
     sweep = table_lines(page, "Sweeps")

@@ -124,6 +124,11 @@ def _settings(point: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={_number(v)}" for k, v in sorted(point.items())) or "defaults"
 
 
+def _seed_list(seeds: Iterable[int]) -> str:
+    seeds = sorted(seeds)
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+
+
 def _distinct(values: Iterable[Any]) -> str:
     return ", ".join(dict.fromkeys(str(v) for v in values if v not in (None, "")))
 
@@ -439,11 +444,14 @@ def provenance_table(rows: Sequence[dict[str, Any]]) -> list[str]:
             body.append([key, "; ".join(f"seed {seed}: {v}" for seed, v in values.items())])
     lines = _table(["provenance", "value"], body) if body else []
     for key in (k for k in keys if k not in flat):
+        by_text: dict[str, list[int]] = {}  # seeds that recorded the same mapping share one block
         for seed, p in runs.items():
             if key in p:
-                text = yaml.safe_dump(p[key], sort_keys=True, default_flow_style=False).rstrip()
-                lines += ["", f'??? note "{key} (seed {seed})"', "", "    ```yaml",
-                          *(f"    {line}" for line in text.splitlines()), "    ```"]
+                by_text.setdefault(yaml.safe_dump(p[key], sort_keys=True, default_flow_style=False).rstrip(), []).append(seed)
+        for text, seeds in by_text.items():
+            which = "every seed" if len(seeds) == len(runs) else _seed_list(seeds)
+            lines += ["", f'??? note "{key} ({which})"', "", "    ```yaml",
+                      *(f"    {line}" for line in text.splitlines()), "    ```"]
     return lines
 
 
