@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -97,13 +98,37 @@ def test_generated_pages_build_strictly_with_the_compact_columns_and_working_lin
         assert dom.count('data-zsb-sortable="true"') == 2  # the ranking and what calibration buys
 
 
+FIT_CHECK = """// test only: does each leaderboard table fit its column without horizontal scrolling?
+window.addEventListener("load", function () {
+  setTimeout(function () {
+    var fits = Array.from(document.querySelectorAll(".zsb-sortable table")).map(function (table) {
+      var box = table.closest(".md-typeset__scrollwrap") || table.parentElement;
+      return box.scrollWidth <= box.clientWidth ? "fits" : "scrolls:" + box.scrollWidth + ">" + box.clientWidth;
+    });
+    document.body.setAttribute("data-fit", fits.join(","));
+  }, 500);
+});
+"""
+
+
 @pytest.mark.slow
-def test_the_published_flo_page_has_the_compact_columns(tmp_path):
+def test_the_published_flo_page_has_the_compact_columns_and_fits_1280_px(tmp_path):
     if not (ROOT / "docs" / "leaderboard" / "flo.md").is_file():
         pytest.skip("no FLO leaderboard page is committed")
-    build(ROOT, tmp_path / "site")
-    page = parse(tmp_path / "site" / "leaderboard" / "flo" / "index.html")
-    assert page.headers[0] == list(MAIN_COLUMNS)
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "docs", project / "docs")
+    (project / "docs" / "fit-check.js").write_text(FIT_CHECK)
+    config = (ROOT / "mkdocs.yml").read_text()
+    assert "  - javascripts/sortable-tables.js\n" in config
+    (project / "mkdocs.yml").write_text(config.replace("  - javascripts/sortable-tables.js\n",
+                                                       "  - javascripts/sortable-tables.js\n  - fit-check.js\n"))
+    build(project, tmp_path / "site")
+    html_file = tmp_path / "site" / "leaderboard" / "flo" / "index.html"
+    assert parse(html_file).headers[0] == list(MAIN_COLUMNS)
+    if browser := chromium():  # a reader's 1,280 px window: no horizontal scrolling
+        dom = dump_dom(browser, html_file, tmp_path, width=1280)
+        fit = re.search(r'data-fit="([^"]*)"', dom)
+        assert fit and fit.group(1) and set(fit.group(1).split(",")) == {"fits"}, fit and fit.group(1)
 
 
 SORT_PAGE = """<!doctype html><html><body><div class="zsb-sortable"><table>
@@ -127,12 +152,12 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def dump_dom(browser: str, page: Path, tmp_path: Path) -> str:
+def dump_dom(browser: str, page: Path, tmp_path: Path, width: int = 1280) -> str:
     """The page's DOM after its scripts ran, from headless Chromium with no network use."""
     proc = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+         f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={width},900", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
