@@ -207,6 +207,7 @@ def calibration_gain_table(summaries: Sequence[SummaryRow]) -> list[str]:
     header = ["method", "calibrator", "H uncalibrated", "H calibrated", "gain (points)", "paired seeds"]
     return _sortable(_table(header, body, right=header[2:]))
 
+
 def reported_table(entries: Sequence[Reported]) -> list[str]:
     def pct(value: float | None) -> str:
         return "—" if value is None else f"{value:.1f}"
