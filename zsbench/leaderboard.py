@@ -495,10 +495,10 @@ class MethodPage:
                            if r.get("curves", {}).get("validation")}
             for s in self.summaries if s.calibrator != NO_CALIBRATION
         }
-        name = f"{slug(self.method)}-validation.png"
+        chosen = {s.calibrator: {f"seed {r['seed']}": r["calibration_param"] for r in s.rows} for s in self.summaries}
         return plots.calibration_figure(
-            curves, f"{self.page.title}, {self.method}: H against the calibration parameter on validation",
-            out_dir / self.page.slug / name,
+            curves, f"{self.page.title}, {self.method}: H on validation (dots: the chosen parameter)",
+            out_dir / self.page.slug / f"{slug(self.method)}-validation.png", chosen,
         )
 
     def render(self, figure: Path | None) -> str:

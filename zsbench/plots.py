@@ -65,10 +65,12 @@ def _band(x: np.ndarray, estimates: Sequence[Estimate]) -> Band:
     return Band(np.asarray(x, dtype=float), mean, low, high, max(e.n for e in estimates))
 
 
-def _draw(ax, b: Band, label: str, marker: str | None = None) -> None:
-    (line,) = ax.plot(b.x, b.mean, label=f"{label} (n={b.seeds})", marker=marker, linewidth=1.5)
+def _draw(ax, b: Band, label: str, marker: str | None = None):
+    """The mean line (labelled with its number of seeds when there are several) and its band."""
+    (line,) = ax.plot(b.x, b.mean, label=label if b.seeds == 1 else f"{label} (n={b.seeds})", marker=marker, linewidth=1.5)
     if np.any(b.high > b.low):
         ax.fill_between(b.x, b.low, b.high, color=line.get_color(), alpha=0.2, linewidth=0)
+    return line
 
 
 def _title(fig: Figure, title: str) -> None:
@@ -84,12 +86,16 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def calibration_figure(
-    curves: Mapping[str, Mapping[str, Sequence[Curve]]], title: str, path: Path
+    curves: Mapping[str, Mapping[str, Sequence[Curve]]],
+    title: str,
+    path: Path,
+    chosen: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Path | None:
     """H against the calibration parameter: one panel per calibrator, one line per method.
 
-    ``curves``: calibrator -> method label -> one curve per seed. Returns None when no
-    calibrator swept more than one value.
+    ``curves``: calibrator -> method label -> one curve per seed; ``chosen``: calibrator ->
+    label -> the parameter chosen on validation, drawn as a dot on its line. Returns None when
+    no calibrator swept more than one value.
     """
     panels = {
         cal: bands
@@ -102,7 +108,9 @@ def calibration_figure(
     for i, (cal, bands) in enumerate(panels.items()):
         ax = fig.add_subplot(1, len(panels), i + 1)
         for label, b in bands.items():
-            _draw(ax, b, label)
+            line = _draw(ax, b, label)
+            if (x := (chosen or {}).get(cal, {}).get(label)) is not None:
+                ax.plot([x], [np.interp(x, b.x, b.mean)], marker="o", markersize=7, color=line.get_color())
         ax.set_xlabel(f"{cal} parameter")
         ax.set_ylabel("H (%)")
         ax.set_title(cal)
