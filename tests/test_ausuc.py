@@ -87,3 +87,16 @@ def test_ausuc_is_the_same_for_distances_and_their_negation():
     d = torch.rand(50, 7, generator=g)
     labels, seen = torch.randint(0, 7, (50,), generator=g), torch.arange(7) < 4
     assert ausuc(Scores(d, is_distance=True), labels, seen) == pytest.approx(ausuc(Scores(-d), labels, seen))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 8), st.integers(1, 60))
+def test_no_grid_value_beats_the_oracle_on_float_scores(seed, k, n):
+    g = torch.Generator().manual_seed(seed)
+    d = torch.rand(n, k, generator=g) * 3
+    labels, seen = torch.randint(0, k, (n,), generator=g), torch.arange(k) < max(1, k // 2)
+    for scores, calibrator in ((Scores(d, is_distance=True), metric_rescaling(0.0, 2.0, 401)),
+                               (Scores(d - 1.5), calibrated_stacking(-3.0, 3.0, 401))):
+        grid = calibrator.grid(torch.zeros(1))
+        best_on_grid = float(sweep_loop(scores, labels, seen, calibrator, grid).H.max())
+        assert best_on_grid <= oracle_h(scores, labels, seen, calibrator) + 1e-12
