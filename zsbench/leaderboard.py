@@ -98,8 +98,21 @@ def load_rows(path: str | Path, spec_name: str | None = None) -> list[dict[str, 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no results database here; run a spec first or pass --results PATH")
-    with ResultStore(path) as store:
-        return [{**row, "curves": store.curves(row["id"])} for row in store.rows(spec_name=spec_name)]
+    with ResultStore(path, readonly=True) as store:
+        rows = [{**row, "curves": store.curves(row["id"])} for row in store.rows(spec_name=spec_name)]
+        if spec_name and not rows:
+            names = store.spec_names()
+            raise UserError(f"{path}: no rows of spec {spec_name!r}; the specs stored are: "
+                            f"{', '.join(names) if names else 'none (the database is empty)'}")
+    return rows
+
+
+def load_failure_counts(path: str | Path, spec_name: str | None = None) -> dict[tuple[str, str], int]:
+    """(dataset, method) -> runs that failed with no result since; counted, never scored."""
+    from zsbench.store import ResultStore
+
+    with ResultStore(path, readonly=True) as store:
+        return store.failure_counts(spec_name)
 
 
 # --------------------------------------------------------------------------- formatting
@@ -645,7 +658,13 @@ def leaderboard(results_paths: tuple[str, ...], out_dir: str, reported_path: str
     for entry in repeated_seeds(rows):
         click.echo(f"warning: {entry}: rows of different runs are averaged together; "
                    "pass --spec-name to keep one spec", err=True)
-    written = write_leaderboard(rows, out_dir, reported, with_plots=not no_plots)
+    try:
+        written = write_leaderboard(rows, out_dir, reported, with_plots=not no_plots)
+    except OSError as exc:
+        raise UserError(f"{exc.filename or out_dir}: cannot write the leaderboard there ({exc.strerror or exc}); "
+                        "pass --out a folder you can write") from None
+    for (dataset, method), count in sorted(load_failure_counts(results_path, spec_name).items()):
+        click.echo(f"{dataset} / {method}: {count} failed run(s), not scored (zsbench results --failed)", err=True)
     pages = sum(p.suffix == ".md" for p in written)
     click.echo(
         f"wrote {pages} page(s) and {len(written) - pages} plot(s) to {out_dir} from {len(rows)} row(s)"
