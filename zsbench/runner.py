@@ -22,7 +22,7 @@ import torch
 
 import zsbench
 from zsbench import protocol
-from zsbench.calibration import sweep
+from zsbench.calibration import ausuc, oracle_h, sweep
 from zsbench.data.finite import finite_bundle
 from zsbench.errors import UserError
 from zsbench.interfaces import DatasetBundle, Scores
@@ -218,6 +218,7 @@ def execute(
     for i in sorted({index for _, index, _ in chosen.values()}):
         scores, labels, seen_mask = _fit_and_score(task, registry, bundle, test_stage, points[i], device, cache_dir, show_progress, calibrators)
         zsl = zsl_top1(scores.higher_is_better(), labels, ~seen_mask)
+        area = ausuc(scores, labels, seen_mask)  # test-only, reported: computed after every choice
         for name, (_, index, val_sweep) in chosen.items():
             if index != i:
                 continue
@@ -253,6 +254,8 @@ def execute(
                     wall_time=0.0,
                     provenance=_provenance(task, registry, device),
                     curves=curves,
+                    ausuc=area,
+                    oracle_H=oracle_h(scores, labels, seen_mask, calibrator),
                 )
             )
     elapsed = time.perf_counter() - start

@@ -46,6 +46,9 @@ CREATE TABLE IF NOT EXISTS results (
     wall_time REAL NOT NULL,
     provenance TEXT NOT NULL,
     created_at REAL NOT NULL,
+    -- leaderboard (#14): reported from the test scores only, never used to choose anything
+    ausuc REAL,
+    oracle_H REAL,
     UNIQUE (run_key, calibrator)
 );
 CREATE TABLE IF NOT EXISTS curves (
@@ -79,6 +82,8 @@ CREATE TABLE IF NOT EXISTS failures (
 # An older database gets each missing one by ALTER TABLE when it is opened for writing; to add a
 # column, add it to ResultRow (with a default) and append one line here.
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("results", "ausuc", "REAL"),
+    ("results", "oracle_H", "REAL"),
 )
 
 WRITE_ATTEMPTS = 3  # a failed write is retried (a busy or briefly unavailable file) before recovery
@@ -115,6 +120,10 @@ class ResultRow:
     wall_time: float
     provenance: dict[str, Any]
     curves: dict[str, dict[str, list[float]]] = attrs.field(factory=dict)  # split -> params/u/s/H
+    # leaderboard (#14): AUSUC and the best H over the calibration parameter, both on test; reported
+    # only, never used to choose anything (None in rows written before they existed)
+    ausuc: float | None = None
+    oracle_H: float | None = None
 
 
 def recovery_path(db_path: str | Path) -> Path:
