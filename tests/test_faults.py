@@ -199,7 +199,7 @@ def test_leaderboard_spec_name_matching_nothing_names_the_stored_specs(toy):
     assert zsbench("run", write(toy, ONE_RUN), "--quiet").returncode == 0
     result = zsbench("leaderboard", "--out", toy / "lb", "--spec-name", "fautls")
     assert result.returncode == 2
-    assert "no rows of spec 'fautls'; the specs stored are: faults" in one_paragraph(result)
+    assert "results.sqlite: no rows of spec 'fautls'; the specs stored are: faults" in one_paragraph(result)
 
 
 # ---------------------------------------------------------------- leaderboard output folder

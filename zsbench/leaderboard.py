@@ -99,20 +99,31 @@ def load_rows(path: str | Path, spec_name: str | None = None) -> list[dict[str, 
     if not path.is_file():
         raise UserError(f"{path}: no results database here; run a spec first or pass --results PATH")
     with ResultStore(path, readonly=True) as store:
-        rows = [{**row, "curves": store.curves(row["id"])} for row in store.rows(spec_name=spec_name)]
-        if spec_name and not rows:
-            names = store.spec_names()
-            raise UserError(f"{path}: no rows of spec {spec_name!r}; the specs stored are: "
-                            f"{', '.join(names) if names else 'none (the database is empty)'}")
-    return rows
+        return [{**row, "curves": store.curves(row["id"])} for row in store.rows(spec_name=spec_name)]
 
 
-def load_failure_counts(path: str | Path, spec_name: str | None = None) -> dict[tuple[str, str], int]:
+def unknown_spec_name(paths: Sequence[str | Path], spec_name: str) -> UserError:
+    """The error for a ``--spec-name`` that matches no row (a typo?): it names the stored specs."""
+    from zsbench.store import ResultStore
+
+    names = set()
+    for path in paths:
+        with ResultStore(path, readonly=True) as store:
+            names.update(store.spec_names())
+    listed = ", ".join(sorted(names)) or "none (no rows yet)"
+    return UserError(f"{', '.join(map(str, paths))}: no rows of spec {spec_name!r}; the specs stored are: {listed}")
+
+
+def load_failure_counts(paths: Sequence[str | Path], spec_name: str | None = None) -> dict[tuple[str, str], int]:
     """(dataset, method) -> runs that failed with no result since; counted, never scored."""
     from zsbench.store import ResultStore
 
-    with ResultStore(path, readonly=True) as store:
-        return store.failure_counts(spec_name)
+    counts: dict[tuple[str, str], int] = {}
+    for path in paths:
+        with ResultStore(path, readonly=True) as store:
+            for key, count in store.failure_counts(spec_name).items():
+                counts[key] = counts.get(key, 0) + count
+    return counts
 
 
 # --------------------------------------------------------------------------- formatting
@@ -652,6 +663,8 @@ def leaderboard(results_paths: tuple[str, ...], out_dir: str, reported_path: str
                 no_plots: bool) -> None:
     """Write every Markdown leaderboard page and plot from the results database(s)."""
     rows = [row for path in results_paths for row in load_rows(path, spec_name)]
+    if spec_name and not rows:
+        raise unknown_spec_name(results_paths, spec_name)
     if reported_path is None and DEFAULT_REPORTED.is_file():
         reported_path = str(DEFAULT_REPORTED)
     reported = load_reported(reported_path) if reported_path else []
@@ -663,7 +676,7 @@ def leaderboard(results_paths: tuple[str, ...], out_dir: str, reported_path: str
     except OSError as exc:
         raise UserError(f"{exc.filename or out_dir}: cannot write the leaderboard there ({exc.strerror or exc}); "
                         "pass --out a folder you can write") from None
-    for (dataset, method), count in sorted(load_failure_counts(results_path, spec_name).items()):
+    for (dataset, method), count in sorted(load_failure_counts(results_paths, spec_name).items()):
         click.echo(f"{dataset} / {method}: {count} failed run(s), not scored (zsbench results --failed)", err=True)
     pages = sum(p.suffix == ".md" for p in written)
     click.echo(
