@@ -75,6 +75,18 @@ def test_an_immutable_database_stops_the_run_before_any_work(toy):
     assert "run(s) done" not in result.stdout
 
 
+def test_a_database_in_a_folder_nobody_can_write_is_still_listed(toy):
+    assert zsbench("run", write(toy, ONE_RUN), "--quiet").returncode == 0
+    folder = toy / "locked"
+    folder.mkdir()
+    os.replace(toy / "results.sqlite", folder / "results.sqlite")
+    with immutable(folder):
+        listed = zsbench("results", "--results", folder / "results.sqlite", "--json")
+        refused = zsbench("run", write(toy, ONE_RUN), "--quiet", "--results", folder / "results.sqlite")
+    assert listed.returncode == 0 and json.loads(listed.stdout)[0]["method"] == "least-squares"
+    assert refused.returncode == 2 and "locked/results.sqlite" in one_paragraph(refused)
+
+
 def test_a_database_damaged_in_the_middle_is_refused_by_run_and_results(toy):
     db = toy / "results.sqlite"
     with ResultStore(db) as store:

@@ -144,7 +144,7 @@ class ResultStore:
         self._claimed: set[str] = set()
         try:
             if readonly:
-                self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+                self.db = self._connect_readonly()
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.db = sqlite3.connect(self.path, timeout=30)
@@ -163,6 +163,20 @@ class ResultStore:
             self._close_quietly()
             raise
         self.db.row_factory = sqlite3.Row
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """Read-only; in a folder nobody can write (so no writer can exist), SQLite cannot make
+        its shared-memory file and is told the database is immutable instead."""
+        uri = self.path.resolve().as_uri()
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30)
+        try:
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if "unable to open" not in str(exc) or _can_create_in(self.path.parent):
+                raise
+        return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=30)
 
     def _wal(self) -> None:
         """WAL mode; switching it does not wait on SQLite's busy timeout, so two writers opening
@@ -407,4 +421,16 @@ def _alive(host: str, pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    return True
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (tried: root passes os.access even when the
+    folder is immutable)."""
+    probe = folder / f".zsbench-probe-{os.getpid()}"
+    try:
+        probe.touch()
+    except OSError:
+        return False
+    probe.unlink()
     return True
