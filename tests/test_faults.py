@@ -158,7 +158,7 @@ def test_two_concurrent_runs_on_one_database_compute_every_task_once(tmp_path):
     assert sorted(r["seed"] for r in rows) == list(range(6))
 
 
-def test_a_claim_of_a_dead_process_is_taken_over(tmp_path):
+def test_a_claim_of_a_dead_process_is_taken_over_one_from_elsewhere_with_force(tmp_path):
     with ResultStore(tmp_path / "r.sqlite") as store:
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
         import socket
@@ -167,8 +167,11 @@ def test_a_claim_of_a_dead_process_is_taken_over(tmp_path):
         store.db.execute("INSERT INTO claims VALUES ('k', ?, ?, 0)", (host, int(dead.stdout)))
         store.db.execute("INSERT INTO claims VALUES ('j', ?, ?, 0)", (host, os.getppid()))  # alive
         store.db.commit()
+        store.db.execute("INSERT INTO claims VALUES ('x', 'another-machine', 1, 0)")
+        store.db.commit()
         assert store.claim("k") == "claimed"
         assert store.claim("j") == "busy"
+        assert store.claim("x") == "busy" and store.claim("x", force=True) == "claimed"
     with ResultStore(tmp_path / "r.sqlite") as later:  # closing released this process's claim
         assert [r[0] for r in later.db.execute("SELECT run_key FROM claims")] == ["j"]
 

@@ -318,14 +318,16 @@ class ResultStore:
     def claim(self, run_key: str, force: bool = False) -> str:
         """Take ``run_key`` for this process: 'claimed', 'finished' (stored already; never with
         ``force``) or 'busy' (a live process on this host, or any process elsewhere, holds it).
-        A claim of a process that died on this host is taken over."""
+        A claim of a process that died on this host is taken over; one from another machine
+        (whose process cannot be checked from here) only with ``force``."""
         host, pid = socket.gethostname(), os.getpid()
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")  # one claimer at a time
             if not force and self.finished(run_key):
                 return "finished"
             holder = self.db.execute("SELECT host, pid FROM claims WHERE run_key = ?", (run_key,)).fetchone()
-            if holder is not None and (holder[0], holder[1]) != (host, pid) and _alive(*holder):
+            elsewhere = holder is not None and holder[0] != host
+            if holder is not None and (holder[0], holder[1]) != (host, pid) and _alive(*holder) and not (force and elsewhere):
                 return "busy"
             self.db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)", (run_key, host, pid, time.time()))
         self._claimed.add(run_key)
