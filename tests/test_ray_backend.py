@@ -226,19 +226,10 @@ with ResultStore({db!r}) as store:
 
 
 def descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (from /proc: no dependency)."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    out, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - out
-        out |= frontier
-    return out
+    """Every process below ``pid`` (read from /proc, as the watchdog does)."""
+    from zsbench.backends.reaper import descendants as tree
+
+    return set(tree(pid))
 
 
 def _address(hex_address: str) -> str:
