@@ -115,6 +115,15 @@ def load_failure_counts(path: str | Path, spec_name: str | None = None) -> dict[
         return store.failure_counts(spec_name)
 
 
+def _failure_counts(paths: Iterable[str | Path], spec_name: str | None) -> dict[tuple[str, str], int]:
+    """Failure counts of several databases, added up."""
+    total: dict[tuple[str, str], int] = {}
+    for path in paths:
+        for key, count in load_failure_counts(path, spec_name).items():
+            total[key] = total.get(key, 0) + count
+    return total
+
+
 # --------------------------------------------------------------------------- formatting
 
 
@@ -663,7 +672,7 @@ def leaderboard(results_paths: tuple[str, ...], out_dir: str, reported_path: str
     except OSError as exc:
         raise UserError(f"{exc.filename or out_dir}: cannot write the leaderboard there ({exc.strerror or exc}); "
                         "pass --out a folder you can write") from None
-    for (dataset, method), count in sorted(load_failure_counts(results_path, spec_name).items()):
+    for (dataset, method), count in sorted(_failure_counts(results_paths, spec_name).items()):
         click.echo(f"{dataset} / {method}: {count} failed run(s), not scored (zsbench results --failed)", err=True)
     pages = sum(p.suffix == ".md" for p in written)
     click.echo(
