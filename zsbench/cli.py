@@ -150,7 +150,9 @@ def _print_summary(rows: list[dict], title: str) -> None:
 @results_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document with every row.")
 @click.option("--spec-name", default=None, help="Only rows of this spec.")
-def results(results_path: str, as_json: bool, spec_name: str | None) -> None:
+@click.option("--stale", is_flag=True, help="Only rows whose code or data differ from the current ones, with why.")
+@click.pass_context
+def results(ctx: click.Context, results_path: str, as_json: bool, spec_name: str | None, stale: bool) -> None:
     """Print stored results (a summary table, or every row with --json)."""
     from zsbench.store import ResultStore
 
@@ -158,10 +160,29 @@ def results(results_path: str, as_json: bool, spec_name: str | None) -> None:
         raise UserError(f"{results_path}: no results database here; run a spec first or pass --results PATH")
     with ResultStore(results_path) as store:
         rows = store.rows(spec_name=spec_name)
+    if stale:
+        from zsbench.identity import mark_stale
+
+        rows = [r for r in mark_stale(rows, registry=_registry(ctx)) if r["stale"]]
+        if not as_json:
+            _print_stale(rows, results_path)
+            return
     if as_json:
         click.echo(json.dumps(rows, indent=2, sort_keys=True))
     else:
         _print_summary(rows, title=f"{results_path}: test accuracy (%), mean ± 95% CI over seeds")
+
+
+def _print_stale(rows: list[dict], results_path: str) -> None:
+    if not rows:
+        console.print(f"{results_path}: every row came from the current code and data")
+        return
+    table = Table(title=f"{results_path}: {len(rows)} row(s) from other code or data than the current")
+    for col in ("dataset", "method", "calibrator", "seed", "why"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["dataset"], r["method"], r["calibrator"], str(r["seed"]), "; ".join(r["stale"]))
+    console.print(table)
 
 
 @cli.command()
@@ -201,11 +222,15 @@ def plugins(ctx: click.Context, kind: str | None, pattern: str, as_json: bool) -
 
 def _attach_optional_commands() -> None:
     """Verbs that live in their own modules (data management, leaderboard)."""
+    from zsbench.audit import audit
     from zsbench.data.commands import data
+    from zsbench.export import export
     from zsbench.leaderboard import leaderboard
 
     cli.add_command(data)
     cli.add_command(leaderboard)
+    cli.add_command(export)
+    cli.add_command(audit)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -52,6 +52,7 @@ class DatasetBundle:
     class_embeddings: np.ndarray | None = None  # (C, E) float32 class-level side information
     side_information: str = "class embeddings"  # said in the leaderboard
     source: str = ""  # where it was read from, for provenance
+    files: tuple[Path, ...] = ()  # every file read, for the data identity of results (zsbench.identity)
 
     @property
     def num_classes(self) -> int:

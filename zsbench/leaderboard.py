@@ -91,10 +91,15 @@ def _reported(path: Path, i: int, item: Any) -> Reported:
 
 
 def load_rows(path: str | Path, spec_name: str | None = None) -> list[dict[str, Any]]:
-    """Every stored row with its curves (``row["curves"]``: split -> params/u/s/H)."""
+    """Every stored row with its curves (``row["curves"]``: split -> params/u/s/H), from a
+    results database or from exported JSON lines (a ``.jsonl`` file or a folder of them)."""
+    from zsbench.export import is_jsonl, read_jsonl_rows
     from zsbench.store import ResultStore
 
     path = Path(path)
+    if is_jsonl(path):
+        rows = read_jsonl_rows(path)
+        return [r for r in rows if spec_name is None or r["spec_name"] == spec_name]
     if not path.is_file():
         raise UserError(f"{path}: no results database here; run a spec first or pass --results PATH")
     with ResultStore(path) as store:
@@ -156,6 +161,8 @@ def provenance(summary: SummaryRow) -> str:
         f"zsbench {_distinct(p.get('zsbench') for p in prov)}, torch {_distinct(p.get('torch') for p in prov)}, "
         f"{_distinct(p.get('device') for p in prov)}"
     )
+    if stale := _distinct(reason for r in summary.rows for reason in r.get("stale", ())):
+        head = escape(f"STALE ({stale}); ") + head
     specs = ", ".join(
         f"{escape(name)} <code>{escape(spec_hash)}</code>"
         for name, spec_hash in dict.fromkeys((r["spec_name"], r["spec_hash"]) for r in summary.rows)
@@ -451,16 +458,21 @@ def write_leaderboard(
 
 @click.command()
 @click.option("--results", "results_path", default="results.sqlite", show_default=True,
-              type=click.Path(dir_okay=False), help="SQLite results database.")
+              type=click.Path(), help="SQLite results database, or exported rows (a .jsonl file or a folder of them).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for the Markdown pages and PNG plots (e.g. docs/leaderboard).")
 @click.option("--reported", "reported_path", default=None, type=click.Path(dir_okay=False),
               help=f"YAML of published numbers [default: {DEFAULT_REPORTED} when it exists].")
 @click.option("--spec-name", default=None, help="Only rows of this spec.")
 @click.option("--no-plots", is_flag=True, help="Write the tables only, no PNG figures.")
-def leaderboard(results_path: str, out_dir: str, reported_path: str | None, spec_name: str | None, no_plots: bool) -> None:
+@click.option("--stale", "stale_policy", type=click.Choice(["flag", "refuse"]), default="flag", show_default=True,
+              help="Rows from other code or data than the current: mark them on the page, or refuse to write.")
+def leaderboard(results_path: str, out_dir: str, reported_path: str | None, spec_name: str | None, no_plots: bool,
+                stale_policy: str) -> None:
     """Write Markdown leaderboard pages and plots from the results database."""
-    rows = load_rows(results_path, spec_name)
+    from zsbench.identity import mark_stale
+
+    rows = mark_stale(load_rows(results_path, spec_name), refuse=stale_policy == "refuse")
     if reported_path is None and DEFAULT_REPORTED.is_file():
         reported_path = str(DEFAULT_REPORTED)
     reported = load_reported(reported_path) if reported_path else []
