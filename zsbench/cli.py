@@ -190,8 +190,10 @@ def _print_summary(rows: list[dict], title: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document with every row.")
 @click.option("--spec-name", default=None, help="Only rows of this spec.")
 @click.option("--failed", is_flag=True, help="Failed runs with no result since (error and provenance).")
+@click.option("--stale", is_flag=True, help="Only rows whose code or data differ from the current ones, with why.")
 @click.pass_context
-def results(ctx: click.Context, results_path: str, as_json: bool, spec_name: str | None, failed: bool) -> None:
+def results(ctx: click.Context, results_path: str, as_json: bool, spec_name: str | None, failed: bool,
+            stale: bool) -> None:
     """Print stored results (a summary table, or every row with --json); `results import FILE`
     writes runs saved to a recovery file."""
     from zsbench.store import ResultStore
@@ -203,6 +205,13 @@ def results(ctx: click.Context, results_path: str, as_json: bool, spec_name: str
         raise UserError(f"{results_path}: no results database here; run a spec first or pass --results PATH")
     with ResultStore(results_path, readonly=True) as store:
         rows = store.failures(spec_name) if failed else store.rows(spec_name=spec_name)
+    if stale and not failed:
+        from zsbench.identity import mark_stale
+
+        rows = [r for r in mark_stale(rows, registry=_registry(ctx)) if r["stale"]]
+        if not as_json:
+            _print_stale(rows, results_path)
+            return
     if as_json:
         click.echo(json.dumps(rows, indent=2, sort_keys=True))
     elif failed:
@@ -242,6 +251,18 @@ def import_results(ctx: click.Context, recovery_file: str, own_results: str | No
                   f"the recovery file is now {done}")
 
 
+def _print_stale(rows: list[dict], results_path: str) -> None:
+    if not rows:
+        console.print(f"{results_path}: every row came from the current code and data")
+        return
+    table = Table(title=f"{results_path}: {len(rows)} row(s) from other code or data than the current")
+    for col in ("dataset", "method", "calibrator", "seed", "why"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["dataset"], r["method"], r["calibrator"], str(r["seed"]), "; ".join(r["stale"]))
+    console.print(table)
+
+
 @cli.command()
 @click.argument("kind", required=False, type=click.Choice(KINDS))
 @click.option("--filter", "pattern", default="*", show_default=True, help="Wildcard on names, e.g. 'cal*'.")
@@ -279,11 +300,15 @@ def plugins(ctx: click.Context, kind: str | None, pattern: str, as_json: bool) -
 
 def _attach_optional_commands() -> None:
     """Verbs that live in their own modules (data management, leaderboard)."""
+    from zsbench.audit import audit
     from zsbench.data.commands import data
+    from zsbench.export import export
     from zsbench.leaderboard import leaderboard
 
     cli.add_command(data)
     cli.add_command(leaderboard)
+    cli.add_command(export)
+    cli.add_command(audit)
 
 
 def main(argv: list[str] | None = None) -> None:

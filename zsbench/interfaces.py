@@ -53,6 +53,7 @@ class DatasetBundle:
     side_information: str = "class embeddings"  # said in the leaderboard
     source: str = ""  # where it was read from, for provenance
     origins: dict[str, str] = attrs.field(factory=dict)  # field -> file it was read from, for errors
+    files: tuple[Path, ...] = ()  # every file read, for the data identity of results (zsbench.identity)
 
     @property
     def num_classes(self) -> int:
