@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from data_fixtures.matfiles import tiny_xlsa17
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_cli import ZSBENCH, write, zsbench
 
 from zsbench import registry as registry_module
@@ -71,6 +73,18 @@ def test_an_immutable_database_stops_the_run_before_any_work(toy):
     assert result.returncode == 2
     assert "results.sqlite" in message and "readonly" in message and "nothing was run" in message
     assert "run(s) done" not in result.stdout
+
+
+def test_a_database_in_a_folder_nobody_can_write_is_still_listed(toy):
+    assert zsbench("run", write(toy, ONE_RUN), "--quiet").returncode == 0
+    folder = toy / "locked"
+    folder.mkdir()
+    os.replace(toy / "results.sqlite", folder / "results.sqlite")
+    with immutable(folder):
+        listed = zsbench("results", "--results", folder / "results.sqlite", "--json")
+        refused = zsbench("run", write(toy, ONE_RUN), "--quiet", "--results", folder / "results.sqlite")
+    assert listed.returncode == 0 and json.loads(listed.stdout)[0]["method"] == "least-squares"
+    assert refused.returncode == 2 and "locked/results.sqlite" in one_paragraph(refused)
 
 
 def test_a_database_damaged_in_the_middle_is_refused_by_run_and_results(toy):
@@ -144,7 +158,7 @@ def test_two_concurrent_runs_on_one_database_compute_every_task_once(tmp_path):
     assert sorted(r["seed"] for r in rows) == list(range(6))
 
 
-def test_a_claim_of_a_dead_process_is_taken_over(tmp_path):
+def test_a_claim_of_a_dead_process_is_taken_over_one_from_elsewhere_with_force(tmp_path):
     with ResultStore(tmp_path / "r.sqlite") as store:
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
         import socket
@@ -153,8 +167,11 @@ def test_a_claim_of_a_dead_process_is_taken_over(tmp_path):
         store.db.execute("INSERT INTO claims VALUES ('k', ?, ?, 0)", (host, int(dead.stdout)))
         store.db.execute("INSERT INTO claims VALUES ('j', ?, ?, 0)", (host, os.getppid()))  # alive
         store.db.commit()
+        store.db.execute("INSERT INTO claims VALUES ('x', 'another-machine', 1, 0)")
+        store.db.commit()
         assert store.claim("k") == "claimed"
         assert store.claim("j") == "busy"
+        assert store.claim("x") == "busy" and store.claim("x", force=True) == "claimed"
     with ResultStore(tmp_path / "r.sqlite") as later:  # closing released this process's claim
         assert [r[0] for r in later.db.execute("SELECT run_key FROM claims")] == ["j"]
 
@@ -197,7 +214,7 @@ def test_leaderboard_spec_name_matching_nothing_names_the_stored_specs(toy):
     assert zsbench("run", write(toy, ONE_RUN), "--quiet").returncode == 0
     result = zsbench("leaderboard", "--out", toy / "lb", "--spec-name", "fautls")
     assert result.returncode == 2
-    assert "no rows of spec 'fautls'; the specs stored are: faults" in one_paragraph(result)
+    assert "results.sqlite: no rows of spec 'fautls'; the specs stored are: faults" in one_paragraph(result)
 
 
 # ---------------------------------------------------------------- leaderboard output folder
@@ -366,3 +383,26 @@ def test_a_device_torch_cannot_use_is_named_by_file_key_or_option(toy):
         result = zsbench("run", far, "--quiet")
         assert result.returncode == 2
         assert f"{far}: device: device 'cuda:7' was asked for, but torch sees no CUDA device" in one_paragraph(result)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.booleans(), min_size=12, max_size=12).filter(lambda bad: not all(bad)))
+def test_dropping_rows_keeps_every_split_pointing_at_the_same_instances(bad):
+    from zsbench.data.finite import finite_bundle
+    from zsbench.interfaces import DatasetBundle, Splits
+
+    features = np.arange(24, dtype=np.float32).reshape(12, 2)
+    features[np.array(bad), 1] = np.inf
+    order = np.random.default_rng(len(bad)).permutation(12)
+    splits = Splits(trainval=order[:4], test_seen=order[4:6], test_unseen=order[6:9], train=order[9:11], val=order[11:])
+    bundle = DatasetBundle(name="p", labels=np.arange(12) % 3, class_names=("a", "b", "c"), splits=splits,
+                           features=features, class_embeddings=np.eye(3, dtype=np.float32),
+                           texts=[[f"text {i}"] for i in range(12)])
+    kept = finite_bundle(bundle, drop=True)
+    assert np.isfinite(kept.features).all() and len(kept.labels) == 12 - sum(bad)
+    for name, idx in splits.as_dict().items():
+        survivors = [i for i in idx if not bad[i]]
+        new = kept.splits.as_dict()[name]
+        np.testing.assert_array_equal(kept.features[new, 0], features[survivors, 0])  # same instances
+        assert [kept.texts[j] for j in new] == [[f"text {i}"] for i in survivors]
+        np.testing.assert_array_equal(kept.labels[new], bundle.labels[survivors])

@@ -226,19 +226,10 @@ with ResultStore({db!r}) as store:
 
 
 def descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (from /proc: no dependency)."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    out, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - out
-        out |= frontier
-    return out
+    """Every process below ``pid`` (read from /proc, as the watchdog does)."""
+    from zsbench.backends.reaper import descendants as tree
+
+    return set(tree(pid))
 
 
 def _address(hex_address: str) -> str:
@@ -317,3 +308,13 @@ def test_a_local_instance_listens_on_loopback_only_and_dies_with_its_driver(tmp_
     assert not any(a.endswith(":8265") for a in seen["listening"])  # no dashboard unless asked
     left = _gone(seen["pids"], 60)
     assert left == set(), f"Ray processes outlived their driver: {_names(left)}"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_a_worker_lacks_is_named_by_where_it_was_given(registry):
+    from zsbench.backends.ray import _Refused, _run_task
+
+    task = plan(parse_spec(SAME, "ray.yaml", registry))[0]
+    refused = _run_task(task, None, plugin_refs(registry), False, "cuda", "ray.yaml: device")
+    assert refused == _Refused("ray.yaml: device: device 'cuda' was asked for, but torch sees no CUDA "
+                               "device here; use 'auto' or 'cpu'")

@@ -108,7 +108,8 @@ def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: s
         with _device_context(parsed.file, device_key):
             chosen = RayBackend(registry, address=address, device=device_name,
                                 num_cpus_per_task=1 if cpus_per_task is None else cpus_per_task,
-                                num_gpus_per_task=gpus_per_task, dashboard=dashboard)
+                                num_gpus_per_task=gpus_per_task, dashboard=dashboard,
+                                device_origin=f"{parsed.file}: device" if device_key else "--device")
     elif address or cpus_per_task is not None or gpus_per_task is not None or dashboard:
         raise UserError("--address, --cpus-per-task, --gpus-per-task and --dashboard are for the Ray "
                         "backend; add --backend ray")

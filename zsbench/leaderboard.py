@@ -104,33 +104,39 @@ def load_rows(path: str | Path, spec_name: str | None = None) -> list[dict[str, 
     if not path.is_file():
         raise UserError(f"{path}: no results database here; run a spec first or pass --results PATH")
     with ResultStore(path, readonly=True) as store:
-        rows = [{**row, "curves": store.curves(row["id"])} for row in store.rows(spec_name=spec_name)]
-        if spec_name and not rows:
-            names = store.spec_names()
-            raise UserError(f"{path}: no rows of spec {spec_name!r}; the specs stored are: "
-                            f"{', '.join(names) if names else 'none (the database is empty)'}")
-    return rows
+        return [{**row, "curves": store.curves(row["id"])} for row in store.rows(spec_name=spec_name)]
 
 
-def load_failure_counts(path: str | Path, spec_name: str | None = None) -> dict[tuple[str, str], int]:
-    """(dataset, method) -> runs that failed with no result since; counted, never scored."""
+def unknown_spec_name(paths: Sequence[str | Path], spec_name: str) -> UserError:
+    """The error for a ``--spec-name`` that matches no row (a typo?): it names the stored specs."""
     from zsbench.store import ResultStore
 
-    with ResultStore(path, readonly=True) as store:
-        return store.failure_counts(spec_name)
+    from zsbench.export import is_jsonl, read_jsonl_rows
 
-
-def _failure_counts(paths: Iterable[str | Path], spec_name: str | None) -> dict[tuple[str, str], int]:
-    """Failure counts of several databases, added up."""
-    total: dict[tuple[str, str], int] = {}
+    names = set()
     for path in paths:
-        from zsbench.export import is_jsonl
+        if is_jsonl(path):
+            names.update(r["spec_name"] for r in read_jsonl_rows(path))
+            continue
+        with ResultStore(path, readonly=True) as store:
+            names.update(store.spec_names())
+    listed = ", ".join(sorted(names)) or "none (no rows yet)"
+    return UserError(f"{', '.join(map(str, paths))}: no rows of spec {spec_name!r}; the specs stored are: {listed}")
 
+
+def load_failure_counts(paths: Sequence[str | Path], spec_name: str | None = None) -> dict[tuple[str, str], int]:
+    """(dataset, method) -> runs that failed with no result since; counted, never scored."""
+    from zsbench.export import is_jsonl
+    from zsbench.store import ResultStore
+
+    counts: dict[tuple[str, str], int] = {}
+    for path in paths:
         if is_jsonl(path):  # exported rows hold results only
             continue
-        for key, count in load_failure_counts(path, spec_name).items():
-            total[key] = total.get(key, 0) + count
-    return total
+        with ResultStore(path, readonly=True) as store:
+            for key, count in store.failure_counts(spec_name).items():
+                counts[key] = counts.get(key, 0) + count
+    return counts
 
 
 # --------------------------------------------------------------------------- formatting
@@ -705,13 +711,15 @@ def leaderboard(results_paths: tuple[str, ...], out_dir: str, reported_path: str
 
     rows = mark_stale([row for path in results_paths for row in load_rows(path, spec_name)],
                       refuse=stale_policy == "refuse")
+    if spec_name and not rows:
+        raise unknown_spec_name(results_paths, spec_name)
     if reported_path is None and DEFAULT_REPORTED.is_file():
         reported_path = str(DEFAULT_REPORTED)
     reported = load_reported(reported_path) if reported_path else []
     for entry in repeated_seeds(rows):
         click.echo(f"warning: {entry}: rows of different runs are averaged together; "
                    "pass --spec-name to keep one spec", err=True)
-    failures = _failure_counts(results_paths, spec_name)
+    failures = load_failure_counts(results_paths, spec_name)
     try:
         written = write_leaderboard(rows, out_dir, reported, with_plots=not no_plots, failures=failures)
     except OSError as exc:

@@ -144,7 +144,7 @@ class ResultStore:
         self._claimed: set[str] = set()
         try:
             if readonly:
-                self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+                self.db = self._connect_readonly()
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.db = sqlite3.connect(self.path, timeout=30)
@@ -163,6 +163,20 @@ class ResultStore:
             self._close_quietly()
             raise
         self.db.row_factory = sqlite3.Row
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """Read-only; in a folder nobody can write (so no writer can exist), SQLite cannot make
+        its shared-memory file and is told the database is immutable instead."""
+        uri = self.path.resolve().as_uri()
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30)
+        try:
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if "unable to open" not in str(exc) or _can_create_in(self.path.parent):
+                raise
+        return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=30)
 
     def _wal(self) -> None:
         """WAL mode; switching it does not wait on SQLite's busy timeout, so two writers opening
@@ -304,14 +318,16 @@ class ResultStore:
     def claim(self, run_key: str, force: bool = False) -> str:
         """Take ``run_key`` for this process: 'claimed', 'finished' (stored already; never with
         ``force``) or 'busy' (a live process on this host, or any process elsewhere, holds it).
-        A claim of a process that died on this host is taken over."""
+        A claim of a process that died on this host is taken over; one from another machine
+        (whose process cannot be checked from here) only with ``force``."""
         host, pid = socket.gethostname(), os.getpid()
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")  # one claimer at a time
             if not force and self.finished(run_key):
                 return "finished"
             holder = self.db.execute("SELECT host, pid FROM claims WHERE run_key = ?", (run_key,)).fetchone()
-            if holder is not None and (holder[0], holder[1]) != (host, pid) and _alive(*holder):
+            elsewhere = holder is not None and holder[0] != host
+            if holder is not None and (holder[0], holder[1]) != (host, pid) and _alive(*holder) and not (force and elsewhere):
                 return "busy"
             self.db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)", (run_key, host, pid, time.time()))
         self._claimed.add(run_key)
@@ -407,4 +423,16 @@ def _alive(host: str, pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    return True
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (tried: root passes os.access even when the
+    folder is immutable)."""
+    probe = folder / f".zsbench-probe-{os.getpid()}"
+    try:
+        probe.touch()
+    except OSError:
+        return False
+    probe.unlink()
     return True

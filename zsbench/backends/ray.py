@@ -116,11 +116,17 @@ def _worker_registry(plugins: tuple[PluginRef, ...], strict: bool) -> Registry:
     return Registry(loaded, strict=strict)
 
 
-def _run_task(task: Task, bundle, plugins: tuple[PluginRef, ...], strict: bool, device: str) -> list[ResultRow] | _Refused:
-    """The body of every Ray task (``bundle`` arrives as the object store's shared copy)."""
+def _run_task(task: Task, bundle, plugins: tuple[PluginRef, ...], strict: bool, device: str,
+              device_origin: str = "device") -> list[ResultRow] | _Refused:
+    """The body of every Ray task (``bundle`` arrives as the object store's shared copy);
+    ``device_origin`` (the spec's file and key, or the flag) prefixes a device the worker lacks."""
+    try:
+        resolved = resolve_device(device)
+    except UserError as exc:
+        return _Refused(f"{device_origin}: {exc}")
     try:
         registry = _worker_registry(plugins, strict)
-        return execute(task, registry, bundle, resolve_device(device), show_progress=False)
+        return execute(task, registry, bundle, resolved, show_progress=False)
     except UserError as exc:
         return _Refused(str(exc))
 
@@ -160,6 +166,7 @@ class RayBackend:
     max_retries: int = attrs.field(default=2, validator=_retries)
     device: str = attrs.field(default="auto", validator=_device_name)
     dashboard: bool = False  # a local instance's dashboard (an exposed one runs arbitrary code)
+<<<<<<< HEAD
     _bundles: dict[str, Any] = attrs.field(factory=dict)
 
     def bundle(self, spec):
@@ -167,6 +174,9 @@ class RayBackend:
         if spec.label not in self._bundles:
             self._bundles[spec.label] = load_dataset(spec, self.registry)
         return self._bundles[spec.label]
+=======
+    device_origin: str = "device"  # where ``device`` was given, for the workers' error messages
+>>>>>>> faults
 
     def _task_gpus(self, cluster: dict[str, float]) -> float:
         if self.num_gpus_per_task is not None:
@@ -220,7 +230,8 @@ class RayBackend:
                 retry_exceptions=True,
             )
             for task in tasks:
-                ref = remote.remote(task, bundles[task.dataset.label], plugins, self.registry.strict, device)
+                ref = remote.remote(task, bundles[task.dataset.label], plugins, self.registry.strict, device,
+                                    self.device_origin)
                 pending[ref] = task
             while pending:
                 (ref,), _ = ray.wait(list(pending), num_returns=1)

@@ -30,7 +30,7 @@ def _stat(pid: int) -> tuple[int, str] | None:
     return (int(fields[1]), fields[19]) if fields[0] != "Z" else None
 
 
-def _tree(root: int) -> dict[int, str]:
+def descendants(root: int) -> dict[int, str]:
     """pid -> start time of every live descendant of ``root``."""
     procs = {}
     for entry in os.listdir("/proc"):
@@ -52,7 +52,7 @@ def watch(driver: int) -> None:
     driver_start = (_stat(driver) or (0, ""))[1]
     known: dict[int, str] = {}
     while (stat := _stat(driver)) is not None and stat[1] == driver_start:
-        known.update({p: s for p, s in _tree(driver).items() if p != me})
+        known.update({p: s for p, s in descendants(driver).items() if p != me})
         time.sleep(POLL_SECONDS)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in _still(known):
