@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from toy_plugin import toy_bundle
 
@@ -102,8 +104,6 @@ def test_file_hashes_are_cached_by_size_and_mtime(tmp_path):
     # Same size and mtime: the cached hash is trusted (nothing is read again) ...
     stat = (data / "a.bin").stat()
     (data / "a.bin").write_bytes(b"ONE")
-    import os
-
     os.utime(data / "a.bin", ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert identity.data_differences(recorded, identity.FileHashes(cache)) == []
     # ... a new mtime makes it hash again and see the change; a removed file is named.
@@ -141,3 +141,22 @@ def test_export_and_read_back_jsonl(tmp_path, toy_registry):
     first = path.read_bytes()
     export_rows(list(reversed(rows)), tmp_path / "out")
     assert path.read_bytes() == first  # same rows, same bytes
+
+
+def test_leaderboard_flags_or_refuses_stale_rows(tmp_path, monkeypatch, capsys):
+    source, registry = _editable_plugin(tmp_path, monkeypatch)
+    _, _, rows = _run(registry, tmp_path / "r.sqlite")
+    export_rows([{**r, "curves": {}} for r in rows], tmp_path / "rows")
+    monkeypatch.setattr("zsbench.registry.get_registry", lambda strict=None: registry)
+    args = ["leaderboard", "--results", str(tmp_path / "rows"), "--out", str(tmp_path / "site"), "--no-plots"]
+    main([*args, "--stale", "refuse"])  # current rows: written
+    assert "STALE" not in (tmp_path / "site" / "toy.md").read_text()
+    source.write_text(source.read_text() + "\n# edited\n")
+    main(args)
+    assert "STALE (dataset:toy: editable_toy source changed, method:least-squares: editable_toy source changed)" in (
+        tmp_path / "site" / "toy.md").read_text()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--stale", "refuse"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert exit_.value.code == 2 and "1 of 1 result row(s) did not come from the current code and data" in err

@@ -44,6 +44,7 @@ import numpy as np
 from zsbench.interfaces import DatasetBundle
 from zsbench.paths import cache_home
 from zsbench.registry import Registry
+from zsbench.spec import _component_kind  # the spec's rule for which options name components
 
 CORE_MODULES = (
     "zsbench.protocol",
@@ -117,16 +118,6 @@ def _files_hash(stats: tuple[tuple[str, int, int], ...]) -> str:
     for path in paths:
         parts += [path.relative_to(root).as_posix().encode(), path.read_bytes()]
     return _digest(parts)
-
-
-def _component_kind(option: str) -> str | None:
-    if option == "loss" or option.endswith("_loss"):
-        return "loss"
-    if option == "encoder" or option.endswith("_encoder"):
-        return "encoder"
-    if option == "calibrator":
-        return "calibrator"
-    return None
 
 
 def _named_components(options: Any, key: str = "") -> Iterator[tuple[str, str]]:

@@ -166,7 +166,7 @@ class RayBackend:
     max_retries: int = attrs.field(default=2, validator=_retries)
     device: str = attrs.field(default="auto", validator=_device_name)
     dashboard: bool = False  # a local instance's dashboard (an exposed one runs arbitrary code)
-<<<<<<< HEAD
+    device_origin: str = "device"  # where ``device`` was given, for the workers' error messages
     _bundles: dict[str, Any] = attrs.field(factory=dict)
 
     def bundle(self, spec):
@@ -174,9 +174,6 @@ class RayBackend:
         if spec.label not in self._bundles:
             self._bundles[spec.label] = load_dataset(spec, self.registry)
         return self._bundles[spec.label]
-=======
-    device_origin: str = "device"  # where ``device`` was given, for the workers' error messages
->>>>>>> faults
 
     def _task_gpus(self, cluster: dict[str, float]) -> float:
         if self.num_gpus_per_task is not None:
