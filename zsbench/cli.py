@@ -202,10 +202,12 @@ def plugins(ctx: click.Context, kind: str | None, pattern: str, as_json: bool) -
 def _attach_optional_commands() -> None:
     """Verbs that live in their own modules (data management, leaderboard)."""
     from zsbench.data.commands import data
+    from zsbench.features_command import features
     from zsbench.leaderboard import leaderboard
 
     cli.add_command(data)
     cli.add_command(leaderboard)
+    cli.add_command(features)
 
 
 def main(argv: list[str] | None = None) -> None:

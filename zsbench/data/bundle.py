@@ -142,6 +142,9 @@ def _image_files(table, raw: RawImages | None, feature_path: Path | None) -> tup
              else tuple(raw.root / s for s in stored))
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
+        hint = ("set images: false to use the features file only" if feature_path is not None else
+                "the images are the only instance input here, so restore them (`zsbench data download "
+                f"<dataset> --images --root {raw.root.parent}` fetches the official archive)")
         raise DataError(missing[0], f"image not found ({len(missing)} of {len(files)} missing "
-                                    f"under {raw.root}); set images: false to use features only")
+                                    f"under {raw.root}); {hint}")
     return files
