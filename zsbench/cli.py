@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from zsbench.errors import UserError
@@ -130,7 +131,7 @@ def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: s
         _print_summary(store.rows(spec_name=parsed.name), title=f"{parsed.name}: test accuracy (%), mean ± 95% CI over seeds")
     if failures:
         for f in failures:
-            err_console.print(f"[red]failed[/]: {f.task.describe()}: {f.message}", highlight=False)
+            err_console.print(f"[red]failed[/]: {escape(f.task.describe())}: {escape(f.message)}", highlight=False)
         sys.exit(2 if all(f.user_error for f in failures) else 1)
 
 
@@ -142,7 +143,8 @@ def _print_summary(rows: list[dict], title: str) -> None:
     for col in ("dataset", "method", "seeds", *METRICS):
         table.add_column(col, justify="right" if col in METRICS else "left")
     for s in summarize(rows):
-        table.add_row(s.dataset, s.label, str(len(s.seeds)), *(str(s.estimates[m]) for m in METRICS))
+        # Labels such as flo[backbone=x] are text, not rich markup.
+        table.add_row(escape(s.dataset), escape(s.label), str(len(s.seeds)), *(str(s.estimates[m]) for m in METRICS))
     console.print(table)
 
 

@@ -2,8 +2,8 @@
 att_splits.mat) built from real images of ../shared/data/flo, for the raw-image path.
 
 The split file is MADE HERE in the xlsa17 layout from the real class roles: unseen = Oxford
-classes 1-20 (test_unseen), validation-unseen = 21-40 (val), the first image of every seen
-class in trainval, the second in test_seen; ``att`` is the real one."""
+classes 1-20 (test_unseen); validation-unseen = 21-40 (val; their first image in trainval, the
+second in test_seen); classes 41-102 are train (both images, in trainval); ``att`` is real."""
 
 from __future__ import annotations
 
@@ -32,10 +32,10 @@ def write_flo_subset(root: Path, flo: Path, images: dict[str, Path]) -> Path:
                                           "tstid": np.zeros((1, 0), np.uint16)})
     first = np.array([i == int(np.flatnonzero(labels == labels[i])[0]) for i in range(len(labels))])
     unseen, val_classes = labels <= 20, (labels > 20) & (labels <= 40)
+    train = ~unseen & ~val_classes  # both images: the validation stage holds one out per class
     loc = {
-        "trainval_loc": ids[~unseen & first], "test_seen_loc": ids[~unseen & ~first],
-        "test_unseen_loc": ids[unseen], "val_loc": ids[val_classes & first],
-        "train_loc": ids[~unseen & ~val_classes & first],
+        "trainval_loc": ids[train | (val_classes & first)], "test_seen_loc": ids[val_classes & ~first],
+        "test_unseen_loc": ids[unseen], "val_loc": ids[val_classes & first], "train_loc": ids[train],
     }
     att = read_mat(flo / "att_splits.mat")["att"]
     scipy.io.savemat(root / "att_splits.mat", {**{k: v[:, None].astype(np.float64) for k, v in loc.items()},
