@@ -93,8 +93,8 @@ def main() -> None:
     )
     body = f"""
 Extraction, first run (empty cache; decode, resize, crop, backbone, write caches) of {source},
-batch 32, decoding in the main process (`num_workers` default on a CPU), {threads}. One run each
-on a shared, busy machine: expect a few percent of noise.
+batch 32, decoding in the main process (`num_workers` default on a CPU), {threads}. One run each,
+on a shared machine with other jobs running: approximate figures.
 
 | backbone | resize -> crop | features | precision | time for {len(files)} images | images/s |
 |---|---|---:|---|---:|---:|

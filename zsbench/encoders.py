@@ -7,8 +7,9 @@
 - ``identity``: a string naming everything that determines an encoder's ``prepare`` output
   (model, weights digest, preprocessing, precision). Backbone features are cached under it, and
   ``prepare_once`` shares a prepared batch between encoders of one identity.
-- ``ImageFiles`` / ``check_decoded``: decoding in loader worker processes, with an unreadable
-  image reported by name (``UnreadableImageError``) instead of a worker traceback.
+- ``image_batches`` (over ``ImageFiles`` / ``check_decoded``): decoding in loader worker
+  processes, with an unreadable image reported by name (``UnreadableImageError``) instead of a
+  worker traceback, and without drawing from torch's global random generator.
 - ``ItemFeatureCache``: a persistent per-item feature cache keyed by the encoder's identity and
   each file's (path, size, modification time), so a killed extraction resumes.
 - ``isolated_rng``: builds a model without touching torch's global random generator, so a run's
@@ -95,6 +96,26 @@ def check_decoded(paths: Sequence[Path], errors: Sequence[str]) -> None:
     for path, error in zip(paths, errors, strict=True):
         if error:
             raise UnreadableImageError(path, error)
+
+
+def image_batches(paths: Sequence[Path], transform: Callable[[Any], torch.Tensor],
+                  blank_shape: tuple[int, ...], batch_size: int, num_workers: int = 0,
+                  pin_memory: bool = False) -> Iterator[tuple[list[Path], torch.Tensor]]:
+    """(paths, decoded batch) pairs in order, decoded by ``num_workers`` processes; the first
+    unreadable image raises ``UnreadableImageError`` after the batches before it were yielded.
+    The loader draws its worker seeds from a private generator, never from torch's global one,
+    so extracting inside a seeded fit does not change the fit's random stream."""
+    paths = list(paths)
+    loader = torch.utils.data.DataLoader(
+        ImageFiles(paths, transform, blank_shape), batch_size=batch_size, num_workers=num_workers,
+        pin_memory=pin_memory, generator=torch.Generator().manual_seed(0),
+    )
+    done = 0
+    for images, errors in loader:
+        batch = paths[done:done + len(errors)]
+        check_decoded(batch, errors)
+        done += len(batch)
+        yield batch, images
 
 
 def default_workers(device: torch.device) -> int:

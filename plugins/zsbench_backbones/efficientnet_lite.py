@@ -30,10 +30,9 @@ from torch import nn
 
 from zsbench.encoders import (
     IMAGE_FILES,
-    ImageFiles,
-    check_decoded,
     default_workers,
     file_digest,
+    image_batches,
     isolated_rng,
 )
 from zsbench.errors import UserError
@@ -149,22 +148,16 @@ class EfficientNetLite(nn.Module):
     def _extract(self, paths: list[Path]) -> None:
         model, cuda = self.backbone(), self.device.type == "cuda"
         crop = self.transform.crop
-        loader = torch.utils.data.DataLoader(
-            ImageFiles(paths, self.transform, (3, crop, crop)), batch_size=self.batch_size,
-            num_workers=self.num_workers, pin_memory=cuda,
-        )
-        done = 0
+        batches = image_batches(paths, self.transform, (3, crop, crop), self.batch_size,
+                                self.num_workers, pin_memory=cuda)
         with self.context.bar(len(paths), f"efficientnet-{self.variant} features", unit="img") as bar:
-            for images, errors in loader:
-                batch = paths[done:done + len(errors)]
-                check_decoded(batch, errors)  # the batches before stay cached for the rerun
+            for batch, images in batches:  # an unreadable image: the batches before stay cached
                 images = images.to(self.device, non_blocking=True,
                                    memory_format=torch.channels_last if cuda else torch.preserve_format)
                 with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                     enabled=self.amp_dtype is not None):
                     features = model.extract_features(images).mean((2, 3))
                 self.cache.put(batch, features.float().cpu().numpy())
-                done += len(batch)
                 bar.update(len(batch))
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:

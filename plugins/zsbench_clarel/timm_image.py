@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from zsbench.encoders import ImageFiles, check_decoded, default_workers, file_digest, isolated_rng
+from zsbench.encoders import default_workers, file_digest, image_batches, isolated_rng
 from zsbench.errors import DataError, UserError
 from zsbench.interfaces import EncoderContext
 from zsbench.paths import cache_home
@@ -84,24 +84,18 @@ class FeatureExtractor:
     @torch.no_grad()
     def _extract(self, paths: list[Path], entries: list[Path]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        loader = torch.utils.data.DataLoader(
-            ImageFiles(paths, self.transform, self.input_size),
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.device.type == "cuda",  # so the copy below can overlap
-        )
+        batches = image_batches(paths, self.transform, self.input_size, self.batch_size,
+                                self.num_workers, pin_memory=self.device.type == "cuda")
         done = 0
-        for images, errors in loader:
-            # The batches before are cached: a rerun after the fix keeps them.
-            check_decoded(paths[done : done + len(errors)], errors)
+        for batch, images in batches:  # an unreadable image: the batches before stay cached
             with autocast(self.amp_dtype):
                 features = self.backbone(images.to(self.device, non_blocking=True))
             features = features.float().cpu().numpy()
-            for feature, entry in zip(features, entries[done : done + len(features)], strict=True):
+            for feature, entry in zip(features, entries[done : done + len(batch)], strict=True):
                 partial = entry.with_suffix(".tmp.npy")
                 np.save(partial, feature)
                 partial.replace(entry)  # atomic: a killed run never leaves half a feature
-            done += len(features)
+            done += len(batch)
 
 
 class TimmImageEncoder(nn.Module):

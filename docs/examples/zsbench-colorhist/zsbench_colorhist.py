@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import zsbench
-from zsbench.encoders import IMAGE_FILES, ImageFiles, check_decoded
+from zsbench.encoders import IMAGE_FILES, image_batches
 from zsbench.interfaces import EncoderContext
 
 
@@ -52,15 +52,11 @@ class ColorHistogram(torch.nn.Module):
     def prepare(self, items: Sequence[Path]) -> torch.Tensor:
         paths = [Path(p) for p in items]
         todo = [paths[i] for i in self.cache.missing(paths)]
-        loader = torch.utils.data.DataLoader(ImageFiles(todo, self.transform, (self.transform.bins**3,)),
-                                             batch_size=64, num_workers=self.num_workers)
-        done = 0
+        # Decoded in worker processes; an unreadable image raises an error naming it.
+        batches = image_batches(todo, self.transform, (self.transform.bins**3,), 64, self.num_workers)
         with self.context.bar(len(todo), "color histograms", unit="img") as bar:
-            for features, errors in loader:
-                batch = todo[done:done + len(errors)]
-                check_decoded(batch, errors)  # an unreadable image: a clear error naming it
+            for batch, features in batches:
                 self.cache.put(batch, features.numpy())
-                done += len(batch)
                 bar.update(len(batch))
         return torch.from_numpy(self.cache.get(paths)) if paths else torch.empty(0, self.transform.bins**3)
 
