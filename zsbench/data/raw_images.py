@@ -158,6 +158,15 @@ OXFORD_LAYOUT = (
 )
 
 
+def has_raw_images(root: Path) -> bool:
+    """Whether ``root`` holds some of the Oxford-102 layout, or is its image folder."""
+    root = Path(root)
+    return root.is_dir() and (
+        any((root / n).exists() for n in ("jpg", "imagelabels.mat", "setid.mat"))
+        or next(root.glob("image_*.jpg"), None) is not None
+    )
+
+
 def check_oxford_root(root: Path, splits: str = "att_splits.mat") -> None:
     """For a folder read from raw images alone: raise a ``DataError`` naming the first missing
     file of the Oxford-102 layout, or a root that is the ``jpg/`` folder itself."""
