@@ -11,6 +11,8 @@ import pytest
 import torch
 import yaml
 from data_fixtures.flo_raw import originals_and_samples, sample_images, write_flo_subset
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shared_data import SHARED_DATA
 from test_cli import zsbench
 
@@ -329,3 +331,36 @@ def test_the_backbones_benchmark_runs_on_the_real_sample_images(flo_sample, tmp_
     rows = _run_benchmark(raw, tmp_path)
     assert all(r["features"].startswith("efficientnet-lite0 (ImageNet") for r in rows)
     assert {r["dataset"] for r in rows} == {"flo[backbone=efficientnet-lite0]"}
+
+
+def test_a_timm_model_by_name_is_a_backbone_too(cache):
+    pytest.importorskip("timm")
+    registry = Registry.from_entry_points()
+    timm = {"name": "timm-backbone", "model": "resnet18", "image_size": 32, "batch_size": 32}
+    spec = _spec([{**SYNTHETIC, "backbone": timm}], registry=registry)
+    bundle = load_dataset(spec.datasets[0], registry)
+    assert bundle.features.shape == (len(bundle.labels), 512)
+    assert bundle.feature_name == "timm resnet18 (random init, seed 0)"
+    rows = execute(plan(spec)[0], registry, bundle, torch.device("cpu"), show_progress=False)
+    assert rows[0].features == "timm resnet18 (random init, seed 0)"
+
+
+@settings(max_examples=60, deadline=None)
+@given(width=st.integers(1, 900), height=st.integers(1, 900), resize=st.integers(8, 300),
+       crop_fraction=st.floats(0.1, 1.0))
+def test_short_side_crop_rounds_the_long_side_and_floors_the_offsets(width, height, resize, crop_fraction):
+    from PIL import Image
+    from zsbench_backbones.efficientnet_lite import ShortSideCrop
+
+    crop = max(1, int(resize * crop_fraction))
+    transform = ShortSideCrop(resize, crop)
+    w, h = transform.size_after_resize(width, height)
+    assert min(w, h) == resize
+    long, short = max(width, height), min(width, height)
+    assert max(w, h) == (resize if width == height else round(long * resize / short))
+    assert max(w, h) >= crop  # the crop always fits
+    image = Image.fromarray(np.full((height, width, 3), 128, np.uint8))
+    out = transform(image)
+    assert out.shape == (3, crop, crop)
+    expected = (128 / 255 - np.array(transform.mean)) / np.array(transform.std)
+    np.testing.assert_allclose(out.mean((1, 2)).numpy(), expected, rtol=1e-5, atol=1e-5)

@@ -189,4 +189,8 @@ def build_timm_backbone(
         image_size,
         amp,
     )
-    return TimmImageEncoder(extractor, context.embed_dim, check_probability("dropout", dropout))
+    encoder = TimmImageEncoder(extractor, context.embed_dim, check_probability("dropout", dropout))
+    weights = (f"{Path(pretrained_path).name} sha256:{weights_tag[:12]}" if pretrained_path is not None
+               else "timm's pretrained weights" if pretrained else "random init, seed 0")
+    encoder.feature_name = f"timm {model} ({weights})"  # the leaderboard's features column
+    return encoder
