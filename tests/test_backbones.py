@@ -237,7 +237,7 @@ def test_raw_flo_layout_errors_name_the_file_and_the_layout(flo_sample, cache):
         (flo_sample / f"{name}.away").rename(flo_sample / name)
     (flo_sample / "jpg" / "image_00007.jpg").unlink()
     with pytest.raises(DataError, match=r"image_00007.jpg: image not found .*zsbench data download "
-                                        r"<dataset> --images --root"):
+                                        r"<dataset> --images --root NEW_FOLDER"):
         build_flo(flo_sample)
 
 
