@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from zsbench.errors import SpecError, UserError
@@ -148,7 +149,7 @@ def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: s
             f"`zsbench results import {outcome.recovery_file} --results {results_path}`", highlight=False, soft_wrap=True)
     if failures:
         for f in failures:
-            err_console.print(f"[red]failed[/]: {f.task.describe()}: {f.message}", highlight=False)
+            err_console.print(f"[red]failed[/]: {escape(f.task.describe())}: {escape(f.message)}", highlight=False)
     if failures or outcome.recovery_file:
         sys.exit(2 if all(f.user_error for f in failures) else 1)
 
@@ -182,7 +183,8 @@ def _print_summary(rows: list[dict], title: str) -> None:
     for col in ("dataset", "method", "seeds", *METRICS):
         table.add_column(col, justify="right" if col in METRICS else "left")
     for s in summarize(rows):
-        table.add_row(s.dataset, s.label, str(len(s.seeds)), *(str(s.estimates[m]) for m in METRICS))
+        # Labels such as flo[backbone=x] are text, not rich markup.
+        table.add_row(escape(s.dataset), escape(s.label), str(len(s.seeds)), *(str(s.estimates[m]) for m in METRICS))
     console.print(table)
 
 
@@ -304,12 +306,14 @@ def _attach_optional_commands() -> None:
     from zsbench.audit import audit
     from zsbench.data.commands import data
     from zsbench.export import export
+    from zsbench.features_command import features
     from zsbench.leaderboard import leaderboard
 
     cli.add_command(data)
     cli.add_command(leaderboard)
     cli.add_command(export)
     cli.add_command(audit)
+    cli.add_command(features)
 
 
 def main(argv: list[str] | None = None) -> None:

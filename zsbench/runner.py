@@ -128,10 +128,17 @@ def identify(tasks: list[Task], registry: Registry, bundles: dict[str, DatasetBu
     ]
 
 
-def load_dataset(spec: DatasetSpec, registry: Registry) -> DatasetBundle:
-    """A dataset's bundle, its numeric inputs checked finite (or, when asked, cleaned)."""
+def load_dataset(spec: DatasetSpec, registry: Registry, device: torch.device | None = None,
+                 show_progress: bool = False) -> DatasetBundle:
+    """The dataset's bundle, its numeric inputs checked finite (or, when asked, cleaned); with a
+    ``backbone``, its features are extracted from the images (on ``device``, default the CPU) or
+    read from the cache."""
     root = dataset_root(spec.plugin, spec.root)
     bundle = registry.build("dataset", spec.plugin, root=root, **spec.options)
+    if spec.backbone is not None:
+        from zsbench.backbones import attach_backbone
+
+        bundle = attach_backbone(bundle, spec.backbone, registry, device or torch.device("cpu"), show_progress)
     return finite_bundle(bundle, drop=spec.drop_nonfinite)
 
 
@@ -321,7 +328,7 @@ class LocalBackend:
 
     def bundle(self, spec: DatasetSpec) -> DatasetBundle:
         if spec.label not in self._bundles:
-            self._bundles[spec.label] = load_dataset(spec, self.registry)
+            self._bundles[spec.label] = load_dataset(spec, self.registry, self.device, self.show_progress)
         return self._bundles[spec.label]
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, list[ResultRow] | Failure]]:

@@ -155,6 +155,11 @@ def _image_files(table, raw: RawImages | None, feature_path: Path | None) -> tup
              else tuple(raw.root / s for s in stored))
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
+        hint = ("set images: false to use the features file only" if feature_path is not None else
+                "the images are the only instance input here: restore the missing files from the "
+                "data set's image archive, or download the images again into a new folder "
+                "(`zsbench data download <dataset> --images --root NEW_FOLDER`) and set the "
+                "dataset's root to it")
         raise DataError(missing[0], f"image not found ({len(missing)} of {len(files)} missing "
-                                    f"under {raw.root}); set images: false to use features only")
+                                    f"under {raw.root}); {hint}")
     return files
