@@ -46,6 +46,20 @@ def test_rescaling_moves_decisions_towards_unseen():
     assert (u, s, h) == (1.0, 1.0, 1.0) and 0.5 < best_param < 2.0
 
 
+def test_stacking_subtracts_gamma_from_seen_scores():
+    """Hand-computed: seen class 0, unseen class 1, similarity scores (higher is better).
+    gamma = 0.3: A (margin 0.5) stays seen (wrong), B (margin 0.2) goes unseen (right), C (seen,
+    margin 0.4) stays seen (right): u = 1/2, s = 1, H = 2/3. Adding gamma would keep all seen."""
+    scores = torch.tensor([[1.0, 0.5], [0.9, 0.7], [0.8, 0.4]])
+    labels = torch.tensor([1, 1, 0])
+    seen = torch.tensor([True, False])
+    result = sweep(Scores(scores), labels, seen, calibrated_stacking(), torch.tensor([0.0, 0.3, 0.6]))
+    torch.testing.assert_close(result.u, torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(result.s, torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(result.H, torch.tensor([0.0, 2 / 3, 0.0], dtype=torch.float64))
+    assert result.best()[0] == pytest.approx(0.3)
+
+
 def test_stacking_grid_spans_the_data_and_includes_zero():
     grid = calibrated_stacking(steps=5).grid(torch.tensor([-3.0, 0.5, 7.0]))
     assert grid.min() == -3.0 and grid.max() == 7.0 and (grid == 0).any()

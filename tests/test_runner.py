@@ -36,11 +36,8 @@ def test_runs_store_rows_and_isolate_a_failing_method(toy_registry, tmp_path):
     for r in rows:
         assert 0 <= r["u"] <= 1 and 0 <= r["s"] <= 1 and r["provenance"]["spec_hash"] == r["spec_hash"]
         assert r["hyperparameters"]["ridge"] in (0.1, 10.0)  # chosen from the default grid
-    # the calibrated row was chosen on validation and changes the balance
     cal = [r for r in rows if r["calibrator"] == "metric-rescaling"]
-    plain = [r for r in rows if r["calibrator"] == "none"]
     assert all(r["calibration_param"] is not None for r in cal)
-    assert sum(r["val_H"] for r in cal) >= sum(r["val_H"] for r in plain)
 
 
 def test_resume_skips_finished_runs_and_force_reruns(toy_registry, tmp_path):

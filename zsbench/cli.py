@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from zsbench.errors import SpecError, UserError
@@ -148,7 +149,7 @@ def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: s
             f"`zsbench results import {outcome.recovery_file} --results {results_path}`", highlight=False, soft_wrap=True)
     if failures:
         for f in failures:
-            err_console.print(f"[red]failed[/]: {f.task.describe()}: {f.message}", highlight=False)
+            err_console.print(f"[red]failed[/]: {escape(f.task.describe())}: {escape(f.message)}", highlight=False)
     if failures or outcome.recovery_file:
         sys.exit(2 if all(f.user_error for f in failures) else 1)
 
@@ -182,7 +183,8 @@ def _print_summary(rows: list[dict], title: str) -> None:
     for col in ("dataset", "method", "seeds", *METRICS):
         table.add_column(col, justify="right" if col in METRICS else "left")
     for s in summarize(rows):
-        table.add_row(s.dataset, s.label, str(len(s.seeds)), *(str(s.estimates[m]) for m in METRICS))
+        # Labels such as flo[backbone=x] are text, not rich markup.
+        table.add_row(escape(s.dataset), escape(s.label), str(len(s.seeds)), *(str(s.estimates[m]) for m in METRICS))
     console.print(table)
 
 
@@ -191,8 +193,10 @@ def _print_summary(rows: list[dict], title: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document with every row.")
 @click.option("--spec-name", default=None, help="Only rows of this spec.")
 @click.option("--failed", is_flag=True, help="Failed runs with no result since (error and provenance).")
+@click.option("--stale", is_flag=True, help="Only rows whose code or data differ from the current ones, with why.")
 @click.pass_context
-def results(ctx: click.Context, results_path: str, as_json: bool, spec_name: str | None, failed: bool) -> None:
+def results(ctx: click.Context, results_path: str, as_json: bool, spec_name: str | None, failed: bool,
+            stale: bool) -> None:
     """Print stored results (a summary table, or every row with --json); `results import FILE`
     writes runs saved to a recovery file."""
     from zsbench.store import ResultStore
@@ -204,6 +208,13 @@ def results(ctx: click.Context, results_path: str, as_json: bool, spec_name: str
         raise UserError(f"{results_path}: no results database here; run a spec first or pass --results PATH")
     with ResultStore(results_path, readonly=True) as store:
         rows = store.failures(spec_name) if failed else store.rows(spec_name=spec_name)
+    if stale and not failed:
+        from zsbench.identity import mark_stale
+
+        rows = [r for r in mark_stale(rows, registry=_registry(ctx)) if r["stale"]]
+        if not as_json:
+            _print_stale(rows, results_path)
+            return
     if as_json:
         click.echo(json.dumps(rows, indent=2, sort_keys=True))
     elif failed:
@@ -243,6 +254,18 @@ def import_results(ctx: click.Context, recovery_file: str, own_results: str | No
                   f"the recovery file is now {done}")
 
 
+def _print_stale(rows: list[dict], results_path: str) -> None:
+    if not rows:
+        console.print(f"{results_path}: every row came from the current code and data")
+        return
+    table = Table(title=f"{results_path}: {len(rows)} row(s) from other code or data than the current")
+    for col in ("dataset", "method", "calibrator", "seed", "why"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["dataset"], r["method"], r["calibrator"], str(r["seed"]), "; ".join(r["stale"]))
+    console.print(table)
+
+
 @cli.command()
 @click.argument("kind", required=False, type=click.Choice(KINDS))
 @click.option("--filter", "pattern", default="*", show_default=True, help="Wildcard on names, e.g. 'cal*'.")
@@ -280,11 +303,17 @@ def plugins(ctx: click.Context, kind: str | None, pattern: str, as_json: bool) -
 
 def _attach_optional_commands() -> None:
     """Verbs that live in their own modules (data management, leaderboard)."""
+    from zsbench.audit import audit
     from zsbench.data.commands import data
+    from zsbench.export import export
+    from zsbench.features_command import features
     from zsbench.leaderboard import leaderboard
 
     cli.add_command(data)
     cli.add_command(leaderboard)
+    cli.add_command(export)
+    cli.add_command(audit)
+    cli.add_command(features)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -53,6 +53,7 @@ class DatasetBundle:
     side_information: str = "class embeddings"  # said in the leaderboard
     source: str = ""  # where it was read from, for provenance
     origins: dict[str, str] = attrs.field(factory=dict)  # field -> file it was read from, for errors
+    files: tuple[Path, ...] = ()  # every file read, for the data identity of results (zsbench.identity)
 
     @property
     def num_classes(self) -> int:
@@ -178,16 +179,36 @@ class EncoderContext:
     training_vectors: np.ndarray | None = None  # training-side input rows, for statistics only
     cache_dir: Path | None = None
     device: torch.device = torch.device("cpu")
+    show_progress: bool = True  # False under --quiet
+    feature_cache_root: Path | None = None  # persistent caches; default: the zsbench cache home
+
+    def bar(self, total: int, desc: str, **kwargs: Any):
+        """A tqdm progress bar (e.g. over images) that stays silent under ``--quiet``."""
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, leave=False, disable=not self.show_progress,
+                    dynamic_ncols=True, **kwargs)
+
+    def feature_cache(self, identity: str):
+        """A persistent per-item feature cache (``zsbench.encoders.ItemFeatureCache``) for an
+        encoder whose outputs ``identity`` determines; shared by every run, seed and method."""
+        from zsbench.encoders import ItemFeatureCache
+
+        return ItemFeatureCache(identity, self.feature_cache_root)
 
 
 @runtime_checkable
 class Encoder(Protocol):
     """A ``torch.nn.Module``: ``prepare`` turns raw items (feature rows, lists of sentences,
-    class embeddings or image paths) into a batch on CPU once; ``forward`` embeds a batch to an
-    (n, embed_dim) tensor."""
+    class embeddings or image paths) into a batch on CPU; ``forward`` embeds a batch to an
+    (n, embed_dim) tensor. ``input_kind`` (one of ``zsbench.encoders.INPUT_KINDS``) says which
+    items it takes; an optional ``identity`` string names what determines ``prepare``'s output
+    (see ``zsbench.encoders``). Callers run ``prepare`` once per set of items
+    (``zsbench.encoders.prepare_once``)."""
 
     modality: str
     embed_dim: int
+    input_kind: str
 
     def prepare(self, items: Sequence[Any]) -> Any: ...
 

@@ -92,10 +92,15 @@ def _reported(path: Path, i: int, item: Any) -> Reported:
 
 
 def load_rows(path: str | Path, spec_name: str | None = None) -> list[dict[str, Any]]:
-    """Every stored row with its curves (``row["curves"]``: split -> params/u/s/H)."""
+    """Every stored row with its curves (``row["curves"]``: split -> params/u/s/H), from a
+    results database or from exported JSON lines (a ``.jsonl`` file or a folder of them)."""
+    from zsbench.export import is_jsonl, read_jsonl_rows
     from zsbench.store import ResultStore
 
     path = Path(path)
+    if is_jsonl(path):
+        rows = read_jsonl_rows(path)
+        return [r for r in rows if spec_name is None or r["spec_name"] == spec_name]
     if not path.is_file():
         raise UserError(f"{path}: no results database here; run a spec first or pass --results PATH")
     with ResultStore(path, readonly=True) as store:
@@ -106,8 +111,13 @@ def unknown_spec_name(paths: Sequence[str | Path], spec_name: str) -> UserError:
     """The error for a ``--spec-name`` that matches no row (a typo?): it names the stored specs."""
     from zsbench.store import ResultStore
 
+    from zsbench.export import is_jsonl, read_jsonl_rows
+
     names = set()
     for path in paths:
+        if is_jsonl(path):
+            names.update(r["spec_name"] for r in read_jsonl_rows(path))
+            continue
         with ResultStore(path, readonly=True) as store:
             names.update(store.spec_names())
     listed = ", ".join(sorted(names)) or "none (no rows yet)"
@@ -116,10 +126,13 @@ def unknown_spec_name(paths: Sequence[str | Path], spec_name: str) -> UserError:
 
 def load_failure_counts(paths: Sequence[str | Path], spec_name: str | None = None) -> dict[tuple[str, str], int]:
     """(dataset, method) -> runs that failed with no result since; counted, never scored."""
+    from zsbench.export import is_jsonl
     from zsbench.store import ResultStore
 
     counts: dict[tuple[str, str], int] = {}
     for path in paths:
+        if is_jsonl(path):  # exported rows hold results only
+            continue
         with ResultStore(path, readonly=True) as store:
             for key, count in store.failure_counts(spec_name).items():
                 counts[key] = counts.get(key, 0) + count
@@ -199,7 +212,7 @@ def measured_table(summaries: Sequence[SummaryRow], dataset_slug: str) -> list[s
     """Markdown lines of the main table, best H first, each row linking to its details."""
     body = [
         [
-            rank, s.method, s.calibrator,
+            rank, s.method + (" (stale)" if _stale(s) else ""), s.calibrator,
             *(s.estimates[m] for m in ("H", "u", "s", "zsl")),
             _estimate(s, "ausuc"), _oracle(_estimate(s, "oracle_H")),
             len(s.seeds), details_link(dataset_slug, s),
@@ -207,6 +220,28 @@ def measured_table(summaries: Sequence[SummaryRow], dataset_slug: str) -> list[s
         for rank, s in enumerate(ranked(summaries), 1)
     ]
     return _sortable(_table(MAIN_COLUMNS, body, right=NUMERIC_COLUMNS))
+
+
+def _stale(summary: SummaryRow) -> str:
+    """Why some of a summary's rows did not come from the current code and data ('' if they did)."""
+    return _distinct(reason for r in summary.rows for reason in r.get("stale", ()))
+
+
+def stale_note(summaries: Sequence[SummaryRow]) -> list[str]:
+    """A warning under the table naming the rows from other code or data than the current."""
+    flagged = [(s, why) for s in summaries if (why := _stale(s))]
+    if not flagged:
+        return []
+    items = "; ".join(f"{s.method} / {s.calibrator}: {why}" for s, why in flagged)
+    return [f"**Stale rows** (marked *(stale)*: not from the current code or data; rerun their spec): {items}", ""]
+
+
+def failure_note(failures: Mapping[str, int]) -> list[str]:
+    """Failed runs are counted on the page, never scored."""
+    if not failures:
+        return []
+    items = ", ".join(f"{method}: {count}" for method, count in sorted(failures.items()))
+    return [f"**Failed runs** (counted, not scored; `zsbench results --failed` shows why): {items}", ""]
 
 
 def _signed(e: Estimate) -> str:
@@ -298,6 +333,7 @@ class DatasetPage:
     title: str
     rows: list[dict[str, Any]] = attrs.field(factory=list)
     reported: list[Reported] = attrs.field(factory=list)
+    failures: dict[str, int] = attrs.field(factory=dict)  # method -> failed runs, counted, never scored
 
     @property
     def slug(self) -> str:
@@ -381,11 +417,13 @@ def render_page(page: DatasetPage, figures: Mapping[str, Path]) -> str:
         ]
         lines += _image(figures, "h-bars", "H on test per entry, mean and 95% CI over seeds")
         lines += ["## Measured", ""]
+        lines += failure_note(page.failures)
         if plain:
             summaries = summarize(plain)
             lines += [
                 *measured_table(summaries, page.slug),
                 "",
+                *stale_note(summaries),
                 "Click a column's header to sort by it. " + TEST_ONLY_NOTE + " Each row's *details* "
                 "link opens its method's page: the choices per seed, side information, features, "
                 "provenance, wall time and validation curves.",
@@ -404,7 +442,7 @@ def render_page(page: DatasetPage, figures: Mapping[str, Path]) -> str:
         else:
             lines += ["Only swept entries were run on this data set; see below.", ""]
     else:
-        lines += ["No runs of this data set are in the results database.", ""]
+        lines += ["No runs of this data set are in the results database.", "", *failure_note(page.failures)]
     if "h-validation" in figures or "seen-unseen" in figures:
         lines += ["## Calibration", ""]
         lines += _image(figures, "h-validation", "H against the calibration parameter on validation")
@@ -600,7 +638,8 @@ def repeated_seeds(rows: Sequence[dict[str, Any]]) -> list[str]:
     ]
 
 
-def pages_of(rows: Sequence[dict[str, Any]], reported: Sequence[Reported]) -> list[DatasetPage]:
+def pages_of(rows: Sequence[dict[str, Any]], reported: Sequence[Reported],
+             failures: Mapping[tuple[str, str], int] | None = None) -> list[DatasetPage]:
     """One page per data set, in first-seen order; reported entries join the measured data set
     whose name matches case-insensitively."""
     pages: dict[str, DatasetPage] = {}
@@ -608,11 +647,14 @@ def pages_of(rows: Sequence[dict[str, Any]], reported: Sequence[Reported]) -> li
         pages.setdefault(slug(r["dataset"]), DatasetPage(r["dataset"])).rows.append(r)
     for entry in reported:
         pages.setdefault(slug(entry.dataset), DatasetPage(entry.dataset)).reported.append(entry)
+    for (dataset, method), count in (failures or {}).items():
+        pages.setdefault(slug(dataset), DatasetPage(dataset)).failures[method] = count
     return list(pages.values())
 
 
 def write_leaderboard(
-    rows: Sequence[dict[str, Any]], out_dir: str | Path, reported: Sequence[Reported] = (), with_plots: bool = True
+    rows: Sequence[dict[str, Any]], out_dir: str | Path, reported: Sequence[Reported] = (), with_plots: bool = True,
+    failures: Mapping[tuple[str, str], int] | None = None,
 ) -> list[Path]:
     """Write ``index.md``, one ``<dataset>.md`` per data set with its PNG plots, and one page
     per method under ``<dataset>/`` into ``out_dir``.
@@ -625,7 +667,7 @@ def write_leaderboard(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    pages = pages_of(rows, reported)
+    pages = pages_of(rows, reported, failures)
     for page in pages:
         plain, sweeps = split_sweeps(page.rows)
         figures = _figures(page, plain, sweeps, out_dir) if with_plots else {}
@@ -652,17 +694,23 @@ def write_leaderboard(
 
 @click.command()
 @click.option("--results", "results_paths", multiple=True, default=["results.sqlite"], show_default=True,
-              type=click.Path(dir_okay=False), help="SQLite results database; repeat to combine several.")
+              type=click.Path(), help="SQLite results database, or exported rows (a .jsonl file or a folder "
+              "of them); repeat to combine several.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for the Markdown pages and PNG plots (e.g. docs/leaderboard).")
 @click.option("--reported", "reported_path", default=None, type=click.Path(dir_okay=False),
               help=f"YAML of published numbers [default: {DEFAULT_REPORTED} when it exists].")
 @click.option("--spec-name", default=None, help="Only rows of this spec.")
 @click.option("--no-plots", is_flag=True, help="Write the tables only, no PNG figures.")
+@click.option("--stale", "stale_policy", type=click.Choice(["flag", "refuse"]), default="flag", show_default=True,
+              help="Rows from other code or data than the current: mark them on the page, or refuse to write.")
 def leaderboard(results_paths: tuple[str, ...], out_dir: str, reported_path: str | None, spec_name: str | None,
-                no_plots: bool) -> None:
-    """Write every Markdown leaderboard page and plot from the results database(s)."""
-    rows = [row for path in results_paths for row in load_rows(path, spec_name)]
+                no_plots: bool, stale_policy: str) -> None:
+    """Write every Markdown leaderboard page and plot from the results database(s) or exported rows."""
+    from zsbench.identity import mark_stale
+
+    rows = mark_stale([row for path in results_paths for row in load_rows(path, spec_name)],
+                      refuse=stale_policy == "refuse")
     if spec_name and not rows:
         raise unknown_spec_name(results_paths, spec_name)
     if reported_path is None and DEFAULT_REPORTED.is_file():
@@ -671,12 +719,13 @@ def leaderboard(results_paths: tuple[str, ...], out_dir: str, reported_path: str
     for entry in repeated_seeds(rows):
         click.echo(f"warning: {entry}: rows of different runs are averaged together; "
                    "pass --spec-name to keep one spec", err=True)
+    failures = load_failure_counts(results_paths, spec_name)
     try:
-        written = write_leaderboard(rows, out_dir, reported, with_plots=not no_plots)
+        written = write_leaderboard(rows, out_dir, reported, with_plots=not no_plots, failures=failures)
     except OSError as exc:
         raise UserError(f"{exc.filename or out_dir}: cannot write the leaderboard there ({exc.strerror or exc}); "
                         "pass --out a folder you can write") from None
-    for (dataset, method), count in sorted(load_failure_counts(results_paths, spec_name).items()):
+    for (dataset, method), count in sorted(failures.items()):
         click.echo(f"{dataset} / {method}: {count} failed run(s), not scored (zsbench results --failed)", err=True)
     pages = sum(p.suffix == ".md" for p in written)
     click.echo(

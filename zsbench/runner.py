@@ -25,6 +25,7 @@ from zsbench import protocol
 from zsbench.calibration import ausuc, oracle_h, sweep
 from zsbench.data.finite import finite_bundle
 from zsbench.errors import UserError
+from zsbench.identity import RunIdentity, code_identity, data_identity, git_state
 from zsbench.interfaces import DatasetBundle, Scores
 from zsbench.metrics import zsl_top1
 from zsbench.paths import cache_home, dataset_root
@@ -51,11 +52,13 @@ class Task:
     dataset: DatasetSpec
     method: MethodSpec
     seed: int
+    identity: RunIdentity | None = None  # code and data identity (``identify``), part of the key
 
     @property
     def key(self) -> str:
         return canonical_hash(
-            {"dataset": self.dataset.as_dict(), "method": self.method.as_dict(), "seed": self.seed, "protocol": PROTOCOL_VERSION}
+            {"dataset": self.dataset.as_dict(), "method": self.method.as_dict(), "seed": self.seed,
+             "protocol": PROTOCOL_VERSION, "identity": self.identity.digest if self.identity else None}
         )
 
     def describe(self) -> str:
@@ -114,10 +117,28 @@ def plan(spec: BenchmarkSpec) -> list[Task]:
     ]
 
 
-def load_dataset(spec: DatasetSpec, registry: Registry) -> DatasetBundle:
-    """A dataset's bundle, its numeric inputs checked finite (or, when asked, cleaned)."""
+def identify(tasks: list[Task], registry: Registry, bundles: dict[str, DatasetBundle]) -> list[Task]:
+    """The tasks with their code and data identity (``bundles``: data set label -> bundle), so
+    that a change to the code or data a task uses gives it a new run key."""
+    data = {label: data_identity(bundle) for label, bundle in bundles.items()}
+    return [
+        attrs.evolve(t, identity=RunIdentity(
+            code_identity(registry, t.method.as_dict(), t.dataset.as_dict()), data[t.dataset.label]))
+        for t in tasks
+    ]
+
+
+def load_dataset(spec: DatasetSpec, registry: Registry, device: torch.device | None = None,
+                 show_progress: bool = False) -> DatasetBundle:
+    """The dataset's bundle, its numeric inputs checked finite (or, when asked, cleaned); with a
+    ``backbone``, its features are extracted from the images (on ``device``, default the CPU) or
+    read from the cache."""
     root = dataset_root(spec.plugin, spec.root)
     bundle = registry.build("dataset", spec.plugin, root=root, **spec.options)
+    if spec.backbone is not None:
+        from zsbench.backbones import attach_backbone
+
+        bundle = attach_backbone(bundle, spec.backbone, registry, device or torch.device("cpu"), show_progress)
     return finite_bundle(bundle, drop=spec.drop_nonfinite)
 
 
@@ -144,6 +165,9 @@ def _provenance(task: Task, registry: Registry, device: torch.device) -> dict[st
         "run_key": task.key,
         "protocol": PROTOCOL_VERSION,
         "config": {"dataset": task.dataset.as_dict(), "method": task.method.as_dict(), "seed": task.seed},
+        "git": git_state(),
+        "code": task.identity.code if task.identity else None,
+        "data": task.identity.data if task.identity else None,
     }
 
 
@@ -154,7 +178,9 @@ def _options(method: MethodSpec, point: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _fit_and_score(task, registry, bundle, stage, point, device, cache_dir, show_progress, calibrators) -> tuple[Scores, Any, Any]:
+def fit_and_score(task, registry, bundle, stage, point, device, cache_dir, show_progress, calibrators) -> tuple[Any, Scores, Any, Any]:
+    """Fit the task's method at grid ``point`` on ``stage`` and score the stage's evaluation
+    instances: (scorer, scores, labels, seen mask)."""
     seed_everything(task.seed)
     method = registry.build("method", task.method.plugin, **_options(task.method, point))
     inputs, labels, seen_mask = protocol.eval_inputs(bundle, stage)
@@ -184,7 +210,45 @@ def _fit_and_score(task, registry, bundle, stage, point, device, cache_dir, show
             f"scores (NaN or infinite) for {int(bad.sum())} of {len(bad)} {stage.name} instance(s); "
             "the run is failed and no row is stored (diverged training? try a smaller learning rate)"
         )
-    return scores, labels, seen_mask
+    return scorer, scores, labels, seen_mask
+
+
+def build_calibrators(task: Task, registry: Registry) -> dict[str, Any]:
+    """The task's calibrators by name (None for no calibration)."""
+    return {
+        c.name: None if c.name == NO_CALIBRATION else registry.build("calibrator", c.name, **c.options)
+        for c in task.method.calibrators
+    }
+
+
+@attrs.frozen
+class Selection:
+    """What the validation stage chose: per calibrator (val H, grid point index, sweep), and the
+    sweep of every grid point (``sweeps[i][calibrator]``)."""
+
+    points: list[dict[str, Any]]
+    chosen: dict[str, tuple[float, int, Any]]
+    sweeps: list[dict[str, Any]]
+
+
+def select_on_validation(task, registry, bundle, device, cache_dir, show_progress, calibrators,
+                         on_fit: Callable[[int, Any], None] | None = None) -> Selection:
+    """Every choice of a run, made on the validation stage only: grid point and calibration.
+    ``on_fit(i, scorer)`` sees each grid point's fitted scorer (the audit checks them)."""
+    val_stage = protocol.validation_stage(bundle, task.seed)
+    chosen: dict[str, tuple[float, int, Any]] = {}
+    sweeps = []
+    points = task.method.grid_points()
+    for i, point in enumerate(points):
+        scorer, scores, labels, seen_mask = fit_and_score(task, registry, bundle, val_stage, point, device, cache_dir, show_progress, calibrators)
+        if on_fit:
+            on_fit(i, scorer)
+        sweeps.append({})
+        for name, calibrator in calibrators.items():
+            result = sweeps[i][name] = sweep(scores, labels, seen_mask, calibrator)
+            if name not in chosen or result.best()[3] > chosen[name][0]:
+                chosen[name] = (result.best()[3], i, result)
+    return Selection(points, chosen, sweeps)
 
 
 def execute(
@@ -198,25 +262,15 @@ def execute(
     """Run one task through the protocol: choose on validation, refit on trainval, test once."""
     start = time.perf_counter()
     cache_dir = cache_dir or cache_home() / "runs" / task.key
-    calibrators = {
-        c.name: None if c.name == NO_CALIBRATION else registry.build("calibrator", c.name, **c.options)
-        for c in task.method.calibrators
-    }
+    calibrators = build_calibrators(task, registry)
     # 1. Selection on the validation stage only.
-    val_stage = protocol.validation_stage(bundle, task.seed)
-    chosen: dict[str, tuple[float, int, Any]] = {}  # calibrator -> (val H, grid point index, sweep)
-    points = task.method.grid_points()
-    for i, point in enumerate(points):
-        scores, labels, seen_mask = _fit_and_score(task, registry, bundle, val_stage, point, device, cache_dir, show_progress, calibrators)
-        for name, calibrator in calibrators.items():
-            result = sweep(scores, labels, seen_mask, calibrator)
-            if name not in chosen or result.best()[3] > chosen[name][0]:
-                chosen[name] = (result.best()[3], i, result)
+    selection = select_on_validation(task, registry, bundle, device, cache_dir, show_progress, calibrators)
+    points, chosen = selection.points, selection.chosen
     # 2. Refit on trainval once per chosen grid point; 3. evaluate on test once.
     test_stage = protocol.test_stage(bundle)
     rows = []
     for i in sorted({index for _, index, _ in chosen.values()}):
-        scores, labels, seen_mask = _fit_and_score(task, registry, bundle, test_stage, points[i], device, cache_dir, show_progress, calibrators)
+        _, scores, labels, seen_mask = fit_and_score(task, registry, bundle, test_stage, points[i], device, cache_dir, show_progress, calibrators)
         zsl = zsl_top1(scores.higher_is_better(), labels, ~seen_mask)
         area = ausuc(scores, labels, seen_mask)  # test-only, reported: computed after every choice
         for name, (_, index, val_sweep) in chosen.items():
@@ -274,7 +328,7 @@ class LocalBackend:
 
     def bundle(self, spec: DatasetSpec) -> DatasetBundle:
         if spec.label not in self._bundles:
-            self._bundles[spec.label] = load_dataset(spec, self.registry)
+            self._bundles[spec.label] = load_dataset(spec, self.registry, self.device, self.show_progress)
         return self._bundles[spec.label]
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, list[ResultRow] | Failure]]:
@@ -304,8 +358,12 @@ def run_spec(
     """Run the tasks not already in the store (all with ``force``); the caller's backend executes,
     this driver alone writes. Each task is claimed in the store just before it is handed to the
     backend, so concurrent ``run_spec`` on one database compute every task once; a task another
-    live process holds is left to it (``busy``)."""
-    tasks = plan(spec)
+    live process holds is left to it (``busy``).
+
+    Run keys include the identity of the code and data each task uses, so the data sets are
+    loaded (from the cache, on reruns) before anything is skipped."""
+    bundles = {d.label: backend.bundle(d) for d in spec.datasets}
+    tasks = identify(plan(spec), backend.registry, bundles)
     skipped, busy = [], []
 
     def claimed() -> Iterator[Task]:

@@ -25,7 +25,7 @@ from zsbench.errors import PluginError, SpecError
 from zsbench.registry import PluginEntry, Registry
 
 METHOD_KEYS = {"name", "method", "grid", "calibrators", "sweep"}
-DATASET_KEYS = {"name", "plugin", "root", "drop_nonfinite"}
+DATASET_KEYS = {"name", "plugin", "root", "drop_nonfinite", "backbone"}
 TOP_KEYS = {"name", "description", "seeds", "device", "datasets", "methods"}
 NO_CALIBRATION = "none"
 DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")  # the devices zsbench runs on
@@ -45,11 +45,14 @@ class DatasetSpec:
     root: str | None
     options: dict[str, Any]
     drop_nonfinite: bool = False  # leave out instances whose features are NaN or infinite
+    backbone: dict[str, Any] | None = None  # {name: <image encoder>, ...}: features from images
 
     def as_dict(self) -> dict[str, Any]:
         out = {"label": self.label, "plugin": self.plugin, "root": self.root, "options": self.options}
         if self.drop_nonfinite:  # only then: existing run keys stay as they were
             out["drop_nonfinite"] = True
+        if self.backbone is not None:  # absent otherwise, so earlier run keys stay the same
+            out["backbone"] = self.backbone
         return out
 
 
@@ -261,7 +264,7 @@ def _seeds(c: _Checker, value: Any) -> tuple[int, ...]:
     c.fail("seeds", f"expected a positive integer (number of seeds) or a list of distinct integers, got {value!r}")
 
 
-def _dataset(c: _Checker, raw: Any, key: str) -> DatasetSpec:
+def _dataset(c: _Checker, raw: Any, key: str) -> list[DatasetSpec]:
     raw = c.mapping(raw, key)
     plugin = raw.get("plugin", raw.get("name"))
     entry = c.entry("dataset", plugin, f"{key}.{'plugin' if 'plugin' in raw else 'name'}")
@@ -273,7 +276,26 @@ def _dataset(c: _Checker, raw: Any, key: str) -> DatasetSpec:
     drop = raw.get("drop_nonfinite", False)
     if not isinstance(drop, bool):
         c.fail(f"{key}.drop_nonfinite", f"expected true or false, got {drop!r}")
-    return DatasetSpec(str(raw.get("name", plugin)), entry.name, root, options, drop)
+    label = str(raw.get("name", plugin))
+    if "backbone" not in raw:
+        return [DatasetSpec(label, entry.name, root, options, drop)]
+    # One backbone, or a list of them: a sweep, one dataset row per backbone.
+    value = raw["backbone"]
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        c.fail(f"{key}.backbone", "expected an image encoder ({name: ..., options}) or a non-empty list of them")
+    backbones = []
+    for i, item in enumerate(items):
+        path = f"{key}.backbone" + (f"[{i}]" if isinstance(value, list) else "")
+        item = {"name": item} if isinstance(item, str) else c.mapping(item, path)
+        c.component("encoder", item, path)
+        backbones.append(item)
+    if not isinstance(value, list):
+        return [DatasetSpec(label, entry.name, root, options, drop, backbones[0])]
+    names = [b["name"] for b in backbones]
+    tags = names if len(set(names)) == len(names) else [f"{n}#{i}" for i, n in enumerate(names)]
+    return [DatasetSpec(f"{label}[backbone={t}]", entry.name, root, options, drop, b)
+            for t, b in zip(tags, backbones)]
 
 
 def _calibrators(c: _Checker, raw: Any, key: str) -> tuple[CalibratorSpec, ...]:
@@ -343,7 +365,8 @@ def parse_spec(raw: Any, file: str, registry: Registry) -> BenchmarkSpec:
     if not isinstance(device, str) or not DEVICE_NAME.fullmatch(device):
         c.fail("device", f"expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     datasets = tuple(
-        _dataset(c, d, f"datasets[{i}]") for i, d in enumerate(c.nonempty_list(raw.get("datasets"), "datasets"))
+        d for i, item in enumerate(c.nonempty_list(raw.get("datasets"), "datasets"))
+        for d in _dataset(c, item, f"datasets[{i}]")
     )
     methods = tuple(
         m for i, item in enumerate(c.nonempty_list(raw.get("methods"), "methods")) for m in _method(c, item, f"methods[{i}]")

@@ -5,8 +5,9 @@
 ``att``): the class embedding plays the role of every image's text, so CLAREL still trains and
 is compared with the class-level baselines on the same side information.
 
-Every encoder here says which input it consumes (``input_kind``) so the method knows whether to
-hand it feature rows, image files, sentences or class embeddings.
+Every encoder here says which input it consumes (``input_kind``, one of the public
+``zsbench.encoders.INPUT_KINDS``) so the method knows whether to hand it feature rows, image
+files, sentences or class embeddings.
 """
 
 from __future__ import annotations
@@ -18,15 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from zsbench.encoders import CLASS_EMBEDDINGS, FEATURES, IMAGE_FILES, TEXTS  # noqa: F401
 from zsbench.errors import UserError
 from zsbench.interfaces import EncoderContext
-
-FEATURES, IMAGE_FILES, TEXTS, CLASS_EMBEDDINGS = (
-    "features",
-    "image_files",
-    "texts",
-    "class_embeddings",
-)
 
 
 class Projection(nn.Sequential):

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 import zsbench
+from zsbench.encoders import CLASS_EMBEDDINGS, FEATURES, IMAGE_FILES, TEXTS, prepare_once
 from zsbench.errors import UserError
 from zsbench.interfaces import (
     EncoderContext,
@@ -38,7 +39,6 @@ from zsbench.interfaces import (
 )
 from zsbench_clarel.batches import chunks, group_sums, take, to_device
 from zsbench_clarel.distances import euclidean_distances
-from zsbench_clarel.encoders import CLASS_EMBEDDINGS, FEATURES, IMAGE_FILES, TEXTS
 from zsbench_clarel.trainer import (
     Checkpoint,
     TrainConfig,
@@ -147,7 +147,7 @@ class ClarelScorer:
                 f"the CLAREL image encoder scores {self.input_kind}, which these inputs lack"
             )
         self.image_encoder.eval()
-        batch = to_device(self.image_encoder.prepare(items), self.device)
+        batch = to_device(prepare_once(self.image_encoder, items), self.device)
         parts = [self.image_encoder(part).float() for _, part in chunks(batch, self.batch_size)]
         return (
             torch.cat(parts)
@@ -240,14 +240,14 @@ class _Fit:
             ],
         )
         image_items = data.features if self.image_kind == FEATURES else data.image_files
-        self.images = to_device(self.image_encoder.prepare(image_items), self.device)
+        self.images = to_device(prepare_once(self.image_encoder, image_items), self.device)
         self.labels = torch.as_tensor(data.labels, dtype=torch.int64, device=self.device)
         if self.text_kind == TEXTS:
-            self.texts = to_device(self.text_encoder.prepare(training_texts), self.device)
+            self.texts = to_device(prepare_once(self.text_encoder, training_texts), self.device)
             self.text_rows = _row_table(sentence_owner, len(data.labels))
         else:
             self.texts = to_device(
-                self.text_encoder.prepare(classes.embeddings[: classes.num_seen]), self.device
+                prepare_once(self.text_encoder, classes.embeddings[: classes.num_seen]), self.device
             )
             self.text_rows = torch.as_tensor(data.labels, dtype=torch.int64).unsqueeze(1)
         # Images without any text (possible in instance-text mode) have nothing to pair with.
@@ -321,7 +321,7 @@ class _Fit:
                     "CLAREL's class-level text encoder needs class embeddings for every class"
                 )
             return self.text_encoder(
-                to_device(self.text_encoder.prepare(classes.embeddings), self.device)
+                to_device(prepare_once(self.text_encoder, classes.embeddings), self.device)
             ).float()
         if classes.texts is None or any(len(t) == 0 for t in classes.texts):
             raise UserError(
@@ -336,7 +336,7 @@ class _Fit:
                 for t in per_class
             ]
         flat, owner = _flatten(per_class)
-        prepared = self.text_encoder.prepare(flat)
+        prepared = prepare_once(self.text_encoder, flat)
         owner = torch.as_tensor(owner, device=self.device)
         sums = torch.zeros(len(classes), self.method.embed_dim, device=self.device)
         counts = torch.zeros(len(classes), device=self.device)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,40 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from zsbench.encoders import default_workers, file_digest, image_batches, isolated_rng
 from zsbench.errors import DataError, UserError
 from zsbench.interfaces import EncoderContext
 from zsbench.paths import cache_home
 from zsbench_clarel.encoders import IMAGE_FILES, Projection, check_probability
 from zsbench_clarel.precision import amp_dtype, autocast
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class _Images(torch.utils.data.Dataset):
-    """Decoded, transformed images. An unreadable file comes back as a blank image with its error
-    message, for the main process to report by name: an exception raised in a loader worker
-    process would reach the user as a traceback."""
-
-    def __init__(self, paths: Sequence[Path], transform, input_size: tuple[int, ...]):
-        self.paths, self.transform, self.input_size = paths, transform, input_size
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(self.paths[i]) as image:
-                return self.transform(image.convert("RGB")), ""
-        except (OSError, UnidentifiedImageError) as exc:
-            return torch.zeros(self.input_size), f"cannot read image: {exc}"
 
 
 class FeatureExtractor:
@@ -83,6 +54,7 @@ class FeatureExtractor:
             json.dumps({**config, **precision}, sort_keys=True, default=str).encode()
         ).hexdigest()[:10]
         self.folder = cache_root / "timm-features" / f"{model}-{weights_tag[:16]}-{preprocessing}"
+        self.identity = f"timm:{self.folder.name}"
         self.backbone = backbone.eval().to(device)
         self.device, self.batch_size, self.num_workers = device, batch_size, num_workers
         self.num_features = backbone.num_features
@@ -112,25 +84,18 @@ class FeatureExtractor:
     @torch.no_grad()
     def _extract(self, paths: list[Path], entries: list[Path]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        loader = torch.utils.data.DataLoader(
-            _Images(paths, self.transform, self.input_size),
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.device.type == "cuda",  # so the copy below can overlap
-        )
+        batches = image_batches(paths, self.transform, self.input_size, self.batch_size,
+                                self.num_workers, pin_memory=self.device.type == "cuda")
         done = 0
-        for images, errors in loader:
-            for path, error in zip(paths[done : done + len(errors)], errors, strict=True):
-                if error:  # the batches before are cached: a rerun after the fix keeps them
-                    raise DataError(path, error)
+        for batch, images in batches:  # an unreadable image: the batches before stay cached
             with autocast(self.amp_dtype):
                 features = self.backbone(images.to(self.device, non_blocking=True))
             features = features.float().cpu().numpy()
-            for feature, entry in zip(features, entries[done : done + len(features)], strict=True):
+            for feature, entry in zip(features, entries[done : done + len(batch)], strict=True):
                 partial = entry.with_suffix(".tmp.npy")
                 np.save(partial, feature)
                 partial.replace(entry)  # atomic: a killed run never leaves half a feature
-            done += len(features)
+            done += len(batch)
 
 
 class TimmImageEncoder(nn.Module):
@@ -141,6 +106,10 @@ class TimmImageEncoder(nn.Module):
         super().__init__()
         self.extractor, self.embed_dim = extractor, embed_dim
         self.projection = Projection(extractor.num_features, embed_dim, dropout)
+
+    @property
+    def identity(self) -> str:
+        return self.extractor.identity
 
     def prepare(self, items: Sequence[Path]) -> torch.Tensor:
         return self.extractor(items)
@@ -178,9 +147,7 @@ def _backbone(model: str, pretrained: bool, pretrained_path: str | None) -> tupl
             backbone.pretrained_cfg.get("hf_hub_id") or backbone.pretrained_cfg.get("url") or model
         )
         return backbone, hashlib.sha1(f"timm:{source}".encode()).hexdigest()
-    with torch.random.fork_rng(devices=[]):  # random weights, but the same ones every run
-        torch.manual_seed(0)
-        backbone = timm.create_model(model, pretrained=False, num_classes=0)
+    backbone = timm.create_model(model, pretrained=False, num_classes=0)  # seed 0: isolated_rng
     return backbone, "random-init-seed0"
 
 
@@ -206,10 +173,11 @@ def build_timm_backbone(
     backbone's, and to up to 8 loader processes on a GPU, which would otherwise wait for them.
     """
     if num_workers is None:
-        num_workers = 0 if context.device.type == "cpu" else min(8, max((os.cpu_count() or 1) - 1, 0))
+        num_workers = default_workers(context.device)
     elif num_workers < 0:
         raise UserError(f"num_workers must be 0 or more, got {num_workers}")
-    backbone, weights_tag = _backbone(model, pretrained, pretrained_path)
+    with isolated_rng():  # building draws initial weights: never from the run's generator
+        backbone, weights_tag = _backbone(model, pretrained, pretrained_path)
     extractor = FeatureExtractor(
         model,
         weights_tag,
@@ -221,4 +189,8 @@ def build_timm_backbone(
         image_size,
         amp,
     )
-    return TimmImageEncoder(extractor, context.embed_dim, check_probability("dropout", dropout))
+    encoder = TimmImageEncoder(extractor, context.embed_dim, check_probability("dropout", dropout))
+    weights = (f"{Path(pretrained_path).name} sha256:{weights_tag[:12]}" if pretrained_path is not None
+               else "timm's pretrained weights" if pretrained else "random init, seed 0")
+    encoder.feature_name = f"timm {model} ({weights})"  # the leaderboard's features column
+    return encoder

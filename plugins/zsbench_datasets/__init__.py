@@ -13,7 +13,13 @@ from pathlib import Path
 
 import zsbench
 from zsbench.data.bundle import load_xlsa17_bundle
-from zsbench.data.raw_images import cub_layout, flower_class_names, oxford_layout
+from zsbench.data.raw_images import (
+    check_oxford_root,
+    cub_layout,
+    flower_class_names,
+    has_raw_images,
+    oxford_layout,
+)
 from zsbench.data.synthetic import variant_name, write_synthetic
 from zsbench.interfaces import DatasetBundle
 
@@ -39,6 +45,8 @@ def build_flo(root: Path, features: str = "res101.mat", splits: str = "att_split
     Class names come from ``cat_to_name.json`` when present. ``text``: auto | instance | none.
     ``images``: attach ``jpg/`` paths when the Oxford files are there.
     """
+    if images and not (Path(root) / features).is_file() and has_raw_images(root):
+        check_oxford_root(root, splits)  # read from the images alone: name what is missing
     return load_xlsa17_bundle("flo", root, features=features, splits=splits, text=text,
                               images=images, raw_layout=oxford_layout,
                               default_class_names=partial(flower_class_names, root))

@@ -167,6 +167,13 @@ class RayBackend:
     device: str = attrs.field(default="auto", validator=_device_name)
     dashboard: bool = False  # a local instance's dashboard (an exposed one runs arbitrary code)
     device_origin: str = "device"  # where ``device`` was given, for the workers' error messages
+    _bundles: dict[str, Any] = attrs.field(factory=dict)
+
+    def bundle(self, spec):
+        """A data set loaded once in the driver (``run_spec`` needs it for run keys first)."""
+        if spec.label not in self._bundles:
+            self._bundles[spec.label] = load_dataset(spec, self.registry)
+        return self._bundles[spec.label]
 
     def _task_gpus(self, cluster: dict[str, float]) -> float:
         if self.num_gpus_per_task is not None:
@@ -212,7 +219,7 @@ class RayBackend:
             plugins = plugin_refs(self.registry)
             # Data errors stop the whole run before anything is submitted: every task would fail.
             datasets = {t.dataset.label: t.dataset for t in tasks}
-            bundles = {label: ray.put(load_dataset(spec, self.registry)) for label, spec in datasets.items()}
+            bundles = {label: ray.put(self.bundle(spec)) for label, spec in datasets.items()}
             remote = ray.remote(_run_task).options(
                 num_cpus=self.num_cpus_per_task,
                 num_gpus=gpus,

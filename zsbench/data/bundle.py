@@ -91,7 +91,19 @@ def load_xlsa17_bundle(
         side_information=" + ".join(side),
         source=f"{root} ({', '.join(p.name for p in (feature_path, split_path, text_dir) if p.exists())})",
         origins={"features": str(feature_path), "class_embeddings": f"{split_path}: `att`"},
+        files=_files_read(feature_path, split_path, text_dir if use_text else None, raw, image_files),
     )
+
+
+def _files_read(feature_path: Path, split_path: Path, text_dir: Path | None, raw: RawImages | None,
+                image_files: tuple[Path, ...] | None) -> tuple[Path, ...]:
+    """Every file the bundle was built from, for the data identity of its results."""
+    files = [p for p in (feature_path, split_path) if p.is_file()]
+    if text_dir is not None:
+        files += [Path(path) for path, _ in cache._walk(str(text_dir))]
+    if raw is not None:
+        files += raw.sources
+    return tuple(files) + tuple(image_files or ())
 
 
 def _instance_table(feature_path: Path, raw: RawImages | None, text_dir: Path | None):
@@ -143,6 +155,11 @@ def _image_files(table, raw: RawImages | None, feature_path: Path | None) -> tup
              else tuple(raw.root / s for s in stored))
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
+        hint = ("set images: false to use the features file only" if feature_path is not None else
+                "the images are the only instance input here: restore the missing files from the "
+                "data set's image archive, or download the images again into a new folder "
+                "(`zsbench data download <dataset> --images --root NEW_FOLDER`) and set the "
+                "dataset's root to it")
         raise DataError(missing[0], f"image not found ({len(missing)} of {len(files)} missing "
-                                    f"under {raw.root}); set images: false to use features only")
+                                    f"under {raw.root}); {hint}")
     return files

@@ -148,3 +148,34 @@ def oxford_layout(root: Path) -> RawImages | None:
     root = Path(root)
     present = [(root / "jpg").is_dir(), (root / "imagelabels.mat").is_file(), (root / "setid.mat").is_file()]
     return read_oxford_flowers(root) if all(present) else None
+
+
+OXFORD_LAYOUT = (
+    "expected the Oxford-102 layout: <root>/jpg/image_00001.jpg ... (the images), "
+    "<root>/imagelabels.mat, <root>/setid.mat and the xlsa17 split file <root>/{splits}, with "
+    "root the folder that holds jpg/ (`zsbench data download flo --images --root <root>` "
+    "fetches all of them)"
+)
+
+
+def has_raw_images(root: Path) -> bool:
+    """Whether ``root`` holds some of the Oxford-102 layout, or is its image folder."""
+    root = Path(root)
+    return root.is_dir() and (
+        any((root / n).exists() for n in ("jpg", "imagelabels.mat", "setid.mat"))
+        or next(root.glob("image_*.jpg"), None) is not None
+    )
+
+
+def check_oxford_root(root: Path, splits: str = "att_splits.mat") -> None:
+    """For a folder read from raw images alone: raise a ``DataError`` naming the first missing
+    file of the Oxford-102 layout, or a root that is the ``jpg/`` folder itself."""
+    root = Path(root)
+    layout = OXFORD_LAYOUT.format(splits=splits)
+    if not (root / "jpg").is_dir() and next(root.glob("image_*.jpg"), None) is not None:
+        raise DataError(root, f"this is the image folder itself; set root to its parent {root.parent}. "
+                              + layout)
+    for name in ("jpg", "imagelabels.mat", "setid.mat", splits):
+        path = root / name
+        if not (path.is_dir() if name == "jpg" else path.is_file()):
+            raise DataError(path, f"not found (no feature file either, so the images are read). {layout}")

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from toy_plugin import toy_bundle
+
+from zsbench import identity
+from zsbench.cli import main
+from zsbench.export import export_rows, read_jsonl_rows
+from zsbench.registry import Registry
+from zsbench.runner import LocalBackend, run_spec
+from zsbench.spec import parse_spec
+from zsbench.store import ResultStore
+
+SPEC = {"name": "edit", "seeds": 1, "datasets": [{"name": "toy"}],
+        "methods": [{"name": "ls", "method": "least-squares", "grid": {"ridge": [1.0]}}]}
+
+
+def _editable_plugin(tmp_path, monkeypatch):
+    """A copy of the toy plugin as its own module, whose source a test may edit."""
+    folder = tmp_path / "plugin"
+    folder.mkdir()
+    shutil.copy(Path(__file__).parent / "toy_plugin.py", folder / "editable_toy.py")
+    monkeypatch.syspath_prepend(str(folder))
+    sys.modules.pop("editable_toy", None)
+    module = importlib.import_module("editable_toy")
+    return folder / "editable_toy.py", Registry.from_entry_points(extra=[("editable", module, "editable-toy", "1.0")])
+
+
+def _run(registry, db, spec=SPEC):
+    with ResultStore(db) as store:
+        done, skipped, failures = run_spec(parse_spec(spec, "s.yaml", registry), store,
+                                           LocalBackend(registry, torch.device("cpu"), show_progress=False))
+        assert not failures
+        return done, skipped, store.rows()
+
+
+def test_editing_a_methods_source_recomputes_its_rows_and_marks_old_ones_stale(tmp_path, monkeypatch):
+    source, registry = _editable_plugin(tmp_path, monkeypatch)
+    db = tmp_path / "r.sqlite"
+    done, skipped, rows = _run(registry, db)
+    assert len(done) == 1 and not skipped
+    code = rows[0]["provenance"]["code"]
+    assert code["components"]["method:least-squares"] == "editable_toy"
+    assert code["packages"]["editable_toy"]["distribution"] == "editable-toy"
+    assert identity.stale_reasons(rows[0], registry) == []
+    assert _run(registry, db)[1]  # unchanged code: skipped
+    source.write_text(source.read_text() + "\n# an edit that could change numbers\n")
+    done, skipped, rows = _run(registry, db)
+    assert len(done) == 1 and not skipped  # recomputed under a new run key
+    old, new = rows
+    assert old["run_key"] != new["run_key"]
+    assert identity.stale_reasons(old, registry) == [  # the toy data set lives in the same module
+        "dataset:toy: editable_toy source changed", "method:least-squares: editable_toy source changed"]
+    assert identity.stale_reasons(new, registry) == []
+
+
+def test_results_stale_lists_rows_from_other_code(tmp_path, monkeypatch, capsys):
+    source, registry = _editable_plugin(tmp_path, monkeypatch)
+    db = tmp_path / "r.sqlite"
+    _run(registry, db)
+    monkeypatch.setattr("zsbench.cli.get_registry", lambda strict=None: registry)
+    main(["results", "--results", str(db), "--stale"])
+    assert "every row came from the current code and data" in capsys.readouterr().out
+    source.write_text(source.read_text() + "\n# edited\n")
+    main(["results", "--results", str(db), "--stale", "--json"])
+    (row,) = json.loads(capsys.readouterr().out)
+    assert "method:least-squares: editable_toy source changed" in row["stale"]
+
+
+def test_core_code_and_data_are_part_of_the_identity(toy_registry):
+    method = {"plugin": "least-squares", "options": {"loss": {"name": "clarel"}},
+              "grid": {"image_encoder": [{"name": "feature-projection"}]}, "calibrators": [{"name": "metric-rescaling"}]}
+    code = identity.code_identity(toy_registry, method, {"plugin": "toy"})
+    assert set(code["components"]) == {"method:least-squares", "dataset:toy", "loss:clarel",
+                                       "encoder:feature-projection", "calibrator:metric-rescaling"}
+    assert code["components"]["calibrator:metric-rescaling"] == "zsbench_calibrators"
+    changed = {**code, "core": "0" * 16}
+    assert identity.code_differences(code, code) == []
+    assert identity.code_differences(code, changed) == ["zsbench core code changed"]
+    a, b = toy_bundle(), toy_bundle(noise=2.5)
+    assert identity.content_digest(a) == identity.content_digest(toy_bundle())
+    assert identity.content_digest(a) != identity.content_digest(b)
+
+
+def test_file_hashes_are_cached_by_size_and_mtime(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.bin").write_bytes(b"one")
+    (data / "sub").mkdir()
+    (data / "sub" / "b.bin").write_bytes(b"two")
+    cache = tmp_path / "cache"
+    files = identity.file_identity([data / "a.bin", data / "sub" / "b.bin"], identity.FileHashes(cache))
+    assert [f["name"] for f in files] == ["a.bin", "sub/b.bin"] and files[0]["size"] == 3
+    recorded = {"files": files}
+    assert identity.data_differences(recorded, identity.FileHashes(cache)) == []
+    # Same size and mtime: the cached hash is trusted (nothing is read again) ...
+    stat = (data / "a.bin").stat()
+    (data / "a.bin").write_bytes(b"ONE")
+    os.utime(data / "a.bin", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert identity.data_differences(recorded, identity.FileHashes(cache)) == []
+    # ... a new mtime makes it hash again and see the change; a removed file is named.
+    os.utime(data / "a.bin", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    (data / "sub" / "b.bin").unlink()
+    assert identity.data_differences(recorded, identity.FileHashes(cache)) == [
+        f"{(data / 'a.bin').resolve()} changed", f"{(data / 'sub' / 'b.bin').resolve()} is gone"]
+
+
+def test_a_changed_data_file_recomputes(toy_registry, tmp_path, monkeypatch):
+    """The synthetic data set is written in the real formats: edit one of its caption files."""
+    spec = {"name": "syn", "seeds": 1,
+            "datasets": [{"name": "syn", "plugin": "synthetic", "root": str(tmp_path / "data"), "num_classes": 12,
+                          "per_class": 10, "images": False}],
+            "methods": [{"name": "eszsl", "grid": {"gamma": [1.0], "lam": [1.0]}}]}
+    db = tmp_path / "r.sqlite"
+    _, _, rows = _run(toy_registry, db, spec)
+    files = rows[0]["provenance"]["data"]["files"]
+    assert any(f["name"].endswith("att_splits.mat") for f in files)
+    text = next(Path(f["path"]) for f in files if f["path"].endswith(".txt"))
+    assert _run(toy_registry, db, spec)[1]  # unchanged: skipped
+    text.write_text(text.read_text() + "a new sentence\n")
+    done, skipped, rows = _run(toy_registry, db, spec)
+    assert len(done) == 1 and not skipped
+    assert identity.stale_reasons(rows[0], toy_registry) == [f"{text.resolve()} changed"]
+
+
+def test_export_and_read_back_jsonl(tmp_path, toy_registry):
+    _, _, rows = _run(toy_registry, tmp_path / "r.sqlite")
+    rows = [{**r, "curves": {}} for r in rows]
+    (path,) = export_rows(rows, tmp_path / "out")
+    assert path.name == "toy.jsonl"
+    back = read_jsonl_rows(tmp_path / "out")
+    assert back == [{k: v for k, v in r.items() if k != "id"} for r in rows]
+    first = path.read_bytes()
+    export_rows(list(reversed(rows)), tmp_path / "out")
+    assert path.read_bytes() == first  # same rows, same bytes
+
+
+def test_leaderboard_flags_or_refuses_stale_rows(tmp_path, monkeypatch, capsys):
+    source, registry = _editable_plugin(tmp_path, monkeypatch)
+    _, _, rows = _run(registry, tmp_path / "r.sqlite")
+    export_rows([{**r, "curves": {}} for r in rows], tmp_path / "rows")
+    monkeypatch.setattr("zsbench.registry.get_registry", lambda strict=None: registry)
+    args = ["leaderboard", "--results", str(tmp_path / "rows"), "--out", str(tmp_path / "site"), "--no-plots"]
+    main([*args, "--stale", "refuse"])  # current rows: written
+    assert "STALE" not in (tmp_path / "site" / "toy.md").read_text()
+    source.write_text(source.read_text() + "\n# edited\n")
+    main(args)
+    assert "STALE (dataset:toy: editable_toy source changed, method:least-squares: editable_toy source changed)" in (
+        tmp_path / "site" / "toy.md").read_text()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--stale", "refuse"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert exit_.value.code == 2 and "1 of 1 result row(s) did not come from the current code and data" in err
