@@ -9,6 +9,7 @@ import json
 import socket
 import tarfile
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,6 +30,8 @@ class Server(BaseHTTPRequestHandler):
 
     files: dict[str, bytes] = {}
     truncate_once: set[str] = set()
+    no_length: set[str] = set()  # sent without Content-Length (chunk-less, ends at close)
+    stall_once: set[str] = set()  # half the body, then silence until the client gives up
     ignore_range = False
     content_type = "application/octet-stream"
     requests: list[tuple[str, str | None]] = []
@@ -52,8 +55,18 @@ class Server(BaseHTTPRequestHandler):
             self.send_response(200)
         body = data[start:]
         self.send_header("Content-Type", self.content_type)
-        self.send_header("Content-Length", str(len(body)))
+        if name not in self.no_length:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if name in self.stall_once:
+            self.stall_once.discard(name)
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            time.sleep(2)
+            self.close_connection = True
+            return
+        if name in self.truncate_once or name in self.no_length:
+            self.close_connection = True
         if name in self.truncate_once:
             self.truncate_once.discard(name)
             self.wfile.write(body[: len(body) // 2])
@@ -67,7 +80,8 @@ class Server(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    handler = type("Handler", (Server,), {"files": {}, "truncate_once": set(), "requests": []})
+    handler = type("Handler", (Server,), {"files": {}, "truncate_once": set(), "requests": [],
+                                          "no_length": set(), "stall_once": set()})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -276,3 +290,34 @@ def test_known_oxford_checksums_match_the_shared_copies(shared_data):
         if source.sha256 and path.is_file():
             assert dl.file_digest(path) == source.sha256
             assert dl.file_digest(path, "md5") == source.md5
+
+
+def test_cut_short_without_content_length_stays_a_part_until_the_archive_is_whole(tmp_path, archives):
+    handler, url, _ = archives
+    handler.no_length.add("xlsa17.zip")
+    handler.truncate_once.add("xlsa17.zip")
+    part = tmp_path / "cub" / dl.DOWNLOADS / "xlsa17.zip.part"
+    with pytest.raises(UserError) as info:
+        dl.download("cub", tmp_path / "cub", mirror=url, progress=False)
+    message = str(info.value)
+    assert "the server sent no Content-Length and the transfer ended after" in message
+    assert "the archive is incomplete" in message and f"the bytes are kept in {part}" in message
+    assert 0 < part.stat().st_size < len(handler.files["xlsa17.zip"])
+    assert not (tmp_path / "cub" / dl.DOWNLOADS / "xlsa17.zip").exists()  # never under its final name
+    root = dl.download("cub", tmp_path / "cub", mirror=url, progress=False)  # resumes, then checks
+    assert dl.verify("cub", root) == []
+
+
+def test_a_stalled_transfer_keeps_the_bytes_received_and_says_so(tmp_path, archives):
+    handler, url, _ = archives
+    handler.stall_once.add("xlsa17.zip")
+    target = tmp_path / "xlsa17.zip"
+    half = len(handler.files["xlsa17.zip"]) // 2
+    with pytest.raises(dl.FetchError) as info:
+        dl.fetch(f"{url}/xlsa17.zip", target, progress=False, timeout=0.5)
+    part = tmp_path / "xlsa17.zip.part"
+    assert str(info.value) == (f"{url}/xlsa17.zip: stalled (no data for 0.5s) after {half} bytes; they are "
+                               f"kept in {part}: run the download again to resume")
+    assert part.read_bytes() == handler.files["xlsa17.zip"][:half]
+    dl.fetch(f"{url}/xlsa17.zip", target, progress=False)
+    assert target.read_bytes() == handler.files["xlsa17.zip"]

@@ -38,6 +38,14 @@ def accuracy(method: str, calibrator: str, seed: int, metric: str, kappa: float 
     return base + shift + 0.013 * seed**2 + (0.1 * kappa if kappa is not None else 0.0)
 
 
+def ausuc_of(method: str, seed: int) -> float:
+    return {"alpha-net": 0.30, "beta-map": 0.41}.get(method, 0.2) + 0.02 * seed
+
+
+def oracle_of(method: str, seed: int) -> float:
+    return {"alpha-net": 0.61, "beta-map": 0.72}.get(method, 0.5) - 0.03 * seed**2
+
+
 def curve(seed: int, steps: int, offset: float) -> dict[str, list[float]]:
     params = np.linspace(0, 1, steps)
     u = 0.2 + 0.5 * params + 0.01 * seed + offset
@@ -75,8 +83,12 @@ def row(method: str, calibrator: str, seed: int, dataset: str = "Flowers", kappa
         side_information="class embeddings (att, 1024-d)",
         features="efficientnet_lite0",
         wall_time=1.0,
-        provenance={"zsbench": "0.1.0", "torch": "2.14.1", "device": "cpu", "run_key": f"key-{label}-{seed}"},
+        provenance={"zsbench": "0.1.0", "torch": "2.14.1", "device": "cpu", "run_key": f"key-{label}-{seed}",
+                    "checksum": "deadbeefcafe0123", "data": {"att_splits.mat": "sha256:0123abcd"},
+                    "config": {"seed": seed}},
         curves=curves,
+        ausuc=ausuc_of(method, seed),
+        oracle_H=None if calibrator == "none" else oracle_of(method, seed),
     )
 
 
@@ -123,27 +135,65 @@ def assert_png(path: Path) -> None:
 def test_pages_have_independently_computed_cis_sorted_by_h(results_db, reported_file, tmp_path):
     out = tmp_path / "site"
     written = write_leaderboard(load_rows(results_db), out, load_reported(reported_file), with_plots=False)
-    assert [p.name for p in written] == ["index.md", "flowers.md", "cub.md"]
+    assert [p.relative_to(out).as_posix() for p in written] == [
+        "index.md", "flowers.md", "flowers/alpha-net.md", "flowers/beta-map.md", "cub.md"
+    ]
     page = (out / "flowers.md").read_text()
+    assert page.startswith("---\nhide:\n  - toc\n---\n")  # the wide table gets the toc's width
+    header = page.split("## Measured", 1)[1].split("\n| ", 1)[1].split("\n", 1)[0]
+    assert [c.strip() for c in header.strip(" |").split("|")] == [
+        "#", "method", "calibrator", "H", "u", "s", "ZSL", "AUSUC", "oracle H (test)", "seeds", "details"
+    ]
     measured = table_lines(page, "Measured")
     assert len(measured) == len(METHODS) * len(CALIBRATORS)  # swept entries are not in this table
     for method in METHODS:
         for cal in CALIBRATORS:
             line = next(r for r in measured if f"| {method} | {cal} |" in r)
-            for metric in ("u", "s", "zsl"):
-                assert ci([accuracy(method, cal, seed, metric) for seed in SEEDS]) in line
             hs = []
             for seed in SEEDS:
                 u, s = accuracy(method, cal, seed, "u"), accuracy(method, cal, seed, "s")
                 hs.append(2 * u * s / (u + s))
-            assert ci(hs) in line
-            assert "| 3 |" in line and "efficientnet_lite0" in line and "class embeddings (att, 1024-d)" in line
-            assert "ridge=1 (seeds 0, 1); ridge=10 (seed 2)" in line
-            assert "<details>" in line and "key-" + method + "-2" in line and "abc123" in line
+            cells = [c.strip() for c in line.strip(" |").split(" | ")]
+            assert cells[3:7] == [ci(hs), *(ci([accuracy(method, cal, seed, m) for seed in SEEDS]) for m in ("u", "s", "zsl"))]
+            assert cells[7] == ci([ausuc_of(method, seed) for seed in SEEDS])
+            oracle = "—" if cal == "none" else ci([oracle_of(method, seed) for seed in SEEDS])
+            assert cells[8] == f'<span class="zsb-oracle">{oracle}</span>'
+            assert cells[9] == "3" and cells[10] == f"[details](flowers/{method}.md#{cal})"
     # best H first: beta-map + calibration beats everything else
     assert measured[0].startswith("| 1 | beta-map | metric-rescaling |")
-    assert "metric-rescaling parameter 0.1 to 0.3" in measured[0]
     assert "PaperNet" not in "\n".join(measured)
+    assert '<div class="zsb-sortable" markdown>' in page.split("## Measured", 1)[1].split("| #", 1)[0]
+
+    # what calibration buys: paired per-seed gains, computed here independently
+    gains = table_lines(page, "What calibration buys")
+    assert len(gains) == len(METHODS)
+    for method in METHODS:
+        line = next(r for r in gains if r.startswith(f"| {method} | metric-rescaling |"))
+        diffs = np.array([
+            (lambda u, s: 2 * u * s / (u + s))(accuracy(method, "metric-rescaling", seed, "u"), accuracy(method, "metric-rescaling", seed, "s"))
+            - (lambda u, s: 2 * u * s / (u + s))(accuracy(method, "none", seed, "u"), accuracy(method, "none", seed, "s"))
+            for seed in SEEDS
+        ]) * 100
+        half = stats.t.ppf(0.975, len(diffs) - 1) * np.std(diffs, ddof=1) / np.sqrt(len(diffs))
+        assert f"| +{diffs.mean():.1f} ± {half:.1f} | 3 |" in line
+
+    # details one click away: per-seed choices, provenance keys, wall time
+    details = (out / "flowers" / "beta-map.md").read_text()
+    assert "[Back to the Flowers leaderboard](../flowers.md)" in details
+    assert "## beta-map + metric-rescaling {#metric-rescaling}" in details
+    assert "## beta-map, no calibration {#none}" in details
+    seeds = table_lines(details, "beta-map + metric-rescaling {#metric-rescaling}")
+    assert [line.split(" | ")[:3] for line in seeds] == [
+        ["| 0", "ridge=1", "0.1"], ["| 1", "ridge=1", "0.2"], ["| 2", "ridge=10", "0.3"]
+    ]
+    assert all(line.endswith("| 1.0 |") for line in seeds)  # wall time
+    provenance = table_lines(details, "Provenance")
+    assert "| torch | 2.14.1 |" in provenance and "| checksum | `deadbeefcafe0123` |" in provenance
+    assert any(line.startswith("| run_key | seed 0: key-beta-map-0; seed 1: key-beta-map-1") for line in provenance)
+    assert "class embeddings (att, 1024-d)" in details and "efficientnet_lite0" in details
+    # nested provenance (data checksums, the spec entries) folded, once per distinct value
+    assert details.count('??? note "data (every seed)"') == 1 and "att_splits.mat: sha256:0123abcd" in details
+    assert [details.count(f'??? note "config (seed {seed})"') for seed in SEEDS] == [1, 1, 1]
 
     # the sweep: its own table, one row per (value, calibrator), CIs over seeds
     sweep = table_lines(page, "Sweeps")
@@ -164,29 +214,54 @@ def test_pages_have_independently_computed_cis_sorted_by_h(results_db, reported_
     assert "beta-map + metric-rescaling" in index
 
 
+def test_rows_from_before_the_test_only_metrics_show_dashes(tmp_path):
+    rows = [{**attrs.asdict(row("solo", "metric-rescaling", seed)), "id": seed, "curves": {}} for seed in SEEDS]
+    for r in rows:
+        del r["ausuc"], r["oracle_H"]  # as an old database's rows
+    write_leaderboard(rows, tmp_path, with_plots=False)
+    cells = [c.strip() for c in table_lines((tmp_path / "flowers.md").read_text(), "Measured")[0].strip(" |").split(" | ")]
+    assert cells[7] == "—" and cells[8] == '<span class="zsb-oracle">—</span>'
+
+
+def test_regenerating_removes_pages_of_methods_no_longer_run(results_db, tmp_path):
+    rows = load_rows(results_db)
+    write_leaderboard(rows, tmp_path, with_plots=False)
+    assert (tmp_path / "flowers" / "alpha-net.md").is_file()
+    write_leaderboard([r for r in rows if r["method"] != "alpha-net"], tmp_path, with_plots=False)
+    assert not (tmp_path / "flowers" / "alpha-net.md").exists() and (tmp_path / "flowers" / "beta-map.md").is_file()
+
+
 @pytest.mark.slow
 def test_plots_are_png_files_linked_from_the_page(results_db, tmp_path):
     written = write_leaderboard(load_rows(results_db), tmp_path)
     page = (tmp_path / "flowers.md").read_text()
-    pngs = sorted(p.name for p in written if p.suffix == ".png")
+    pngs = sorted(p.relative_to(tmp_path).as_posix() for p in written if p.suffix == ".png")
     assert pngs == [
+        "flowers-h-bars.png",
         "flowers-h-test.png",
         "flowers-h-validation.png",
         "flowers-seen-unseen.png",
         "flowers-sweep-gamma-clr-loss-kappa.png",
+        "flowers/alpha-net-validation.png",
+        "flowers/beta-map-validation.png",
     ]
     for name in pngs:
         assert_png(tmp_path / name)
-        assert f"]({name})" in page
+        linked = page if "/" not in name else (tmp_path / name.replace("-validation.png", ".md")).read_text()
+        assert f"]({Path(name).name})" in linked
+    assert page.index("flowers-h-bars.png") < page.index("## Measured")  # the bar chart opens the page
     assert "test curve for illustration" in page.lower()
 
 
 def test_rows_without_curves_give_tables_and_no_calibration_plots(tmp_path):
     rows = [{**attrs.asdict(row("solo", "none", seed)), "curves": {}, "id": seed} for seed in SEEDS]
-    written = write_leaderboard(rows, tmp_path / "out")  # no curves: nothing to draw, so fast
-    assert [p.name for p in written] == ["index.md", "flowers.md"]
+    written = write_leaderboard(rows, tmp_path / "out")  # no curves: only the bar chart to draw
+    assert [p.relative_to(tmp_path / "out").as_posix() for p in written] == [
+        "index.md", "flowers.md", "flowers-h-bars.png", "flowers/solo.md"
+    ]
     page = written[1].read_text()
-    assert "## Calibration" not in page and REPORTED_TITLE not in page
+    assert "## Calibration" not in page and REPORTED_TITLE not in page and "## What calibration buys" not in page
+    assert "## Validation curves" not in written[3].read_text()
     assert ci([accuracy("solo", "none", s, "u") for s in SEEDS]) in page
 
 
@@ -222,8 +297,20 @@ def test_command_writes_pages_and_reads_the_default_reported_file(results_db, re
     reported_file.rename(tmp_path / "benchmarks" / "reported.yaml")
     result = CliRunner().invoke(leaderboard, ["--results", str(results_db), "--out", "lb", "--no-plots"])
     assert result.exit_code == 0, result.output
-    assert "wrote 3 page(s) and 0 plot(s)" in result.output and "2 reported result(s)" in result.output
+    assert "wrote 5 page(s) and 0 plot(s)" in result.output and "2 reported result(s)" in result.output
     assert REPORTED_TITLE in (tmp_path / "lb" / "flowers.md").read_text()
+
+
+def test_command_combines_several_databases_in_one_invocation(results_db, tmp_path):
+    other = tmp_path / "cub.sqlite"
+    with ResultStore(other) as store:
+        store.write_run([attrs.evolve(row("alpha-net", "none", 0, dataset="CUB"), run_key="cub-0")])
+    result = CliRunner().invoke(
+        leaderboard, ["--results", str(results_db), "--results", str(other), "--out", str(tmp_path / "lb"), "--no-plots"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "from 31 row(s)" in result.output
+    assert (tmp_path / "lb" / "cub" / "alpha-net.md").is_file() and (tmp_path / "lb" / "flowers" / "beta-map.md").is_file()
 
 
 def test_command_warns_when_two_specs_share_entry_names(results_db, tmp_path):

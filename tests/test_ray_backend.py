@@ -7,8 +7,16 @@ per failed attempt to a file, so retries are counted across worker processes. Wo
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import ipaddress
+import json
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -186,3 +194,126 @@ def test_a_task_too_large_for_the_local_instance_is_refused(registry):
         backend._check_fits({"CPU": 2}, backend._task_gpus({"CPU": 2}))
     with pytest.raises(UserError, match="needs a GPU per task"):
         RayBackend(registry, device="cuda", num_gpus_per_task=0)._task_gpus({"CPU": 2})
+
+
+# ---------------------------------------------------------------- a local instance stays local
+
+DRIVER = """
+import json, os, sys, time
+sys.path.insert(0, {tests!r})
+import importlib
+from zsbench.backends.ray import RayBackend
+from zsbench.registry import Registry
+from zsbench.runner import run_spec
+from zsbench.spec import parse_spec
+from zsbench.store import ResultStore
+from test_ray_backend import descendants, listening_sockets
+
+registry = Registry.from_entry_points(extra=[("toy", importlib.import_module("toy_plugin"), None, None)])
+spec = parse_spec({{"name": "loopback", "seeds": 2, "datasets": [{{"name": "toy"}}],
+                   "methods": [{{"name": "least-squares"}}]}}, "loopback.yaml", registry)
+
+def during(task, outcome):  # while the instance runs: every socket its processes listen on
+    pids = descendants(os.getpid())
+    with open({out!r}, "w") as f:
+        json.dump({{"pids": sorted(pids), "listening": listening_sockets(pids | {{os.getpid()}})}}, f)
+    if {kill!r}:
+        time.sleep(600)  # the test kills this driver with SIGKILL now
+
+with ResultStore({db!r}) as store:
+    run_spec(spec, store, RayBackend(registry, device="cpu", {dashboard}), on_done=during)
+"""
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc: no dependency)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    out, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - out
+        out |= frontier
+    return out
+
+
+def _address(hex_address: str) -> str:
+    host, port = hex_address.split(":")
+    raw = bytes.fromhex(host)
+    if len(raw) == 4:
+        ip = socket.inet_ntop(socket.AF_INET, raw[::-1])
+    else:  # four little-endian 32-bit words
+        ip = socket.inet_ntop(socket.AF_INET6, b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+    return f"{ip}:{int(port, 16)}"
+
+
+def listening_sockets(pids) -> list[str]:
+    """'address:port' of every TCP socket in LISTEN state owned by one of ``pids``."""
+    inodes = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if link.startswith("socket:["):
+                        inodes.add(link[8:-1])
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    out.append(_address(fields[1]))
+    return sorted(out)
+
+
+def _loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address.rsplit(":", 1)[0])
+    return ip.is_loopback or (ip.version == 6 and ip.ipv4_mapped is not None and ip.ipv4_mapped.is_loopback)
+
+
+def _names(pids) -> list[str]:
+    names = []
+    for p in pids:
+        with contextlib.suppress(OSError):
+            names.append(Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120])
+    return names
+
+
+def _gone(pids, seconds: float) -> set[int]:
+    deadline = time.monotonic() + seconds
+    alive = set(pids)
+    while alive and time.monotonic() < deadline:
+        alive = {p for p in alive if Path(f"/proc/{p}").exists()
+                 and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"}
+        time.sleep(0.5)
+    return alive
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill", [False, True], ids=["driver exits", "driver killed"])
+def test_a_local_instance_listens_on_loopback_only_and_dies_with_its_driver(tmp_path, kill):
+    pytest.importorskip("ray")
+    out = tmp_path / "sockets.json"
+    code = DRIVER.format(tests=str(TESTS), out=str(out), kill=kill, db=str(tmp_path / "r.sqlite"), dashboard="")
+    env = dict(os.environ, ZSBENCH_CACHE=str(tmp_path / "cache"))
+    driver = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while not out.exists() and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(0.5)
+    seen = json.loads(out.read_text()) if out.exists() else None
+    if kill:
+        driver.send_signal(signal.SIGKILL)
+    log = driver.communicate(timeout=300)[0].decode(errors="replace")
+    assert seen is not None, log
+    assert seen["listening"], "no listening socket found: the check would pass vacuously"
+    outside = [a for a in seen["listening"] if not _loopback(a)]
+    assert outside == [], f"listening beyond loopback: {outside}"
+    assert not any(a.endswith(":8265") for a in seen["listening"])  # no dashboard unless asked
+    left = _gone(seen["pids"], 60)
+    assert left == set(), f"Ray processes outlived their driver: {_names(left)}"

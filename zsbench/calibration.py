@@ -124,3 +124,78 @@ def sweep_loop(
         rows.append(gzsl_accuracy(adjusted, labels, seen_mask, sample_seen))
     u, s, h = (torch.tensor(col, dtype=torch.float64) for col in zip(*rows))
     return SweepResult(params.cpu(), u, s, h)
+
+
+# --------------------------------------------------------------------------- exact test-only metrics
+# AUSUC and the oracle H are computed in the runner's test stage from the test scores and are
+# reported only: nothing is ever chosen with them.
+
+
+@attrs.frozen
+class OperatingPoints:
+    """Every distinct (u, s) a calibrator can reach, as its parameter goes from +inf to -inf.
+
+    ``params[k]`` is a parameter giving point k (the largest one; +inf for the all-unseen start).
+    """
+
+    params: torch.Tensor
+    u: torch.Tensor
+    s: torch.Tensor
+
+    @property
+    def H(self) -> torch.Tensor:
+        return harmonic_mean(self.u, self.s)
+
+    def area(self) -> float:
+        """Area under u as a function of s (trapezoids between consecutive points)."""
+        return float(torch.trapezoid(self.u, self.s)) if len(self.s) > 1 else 0.0
+
+
+def operating_points(best: BestScores, labels: torch.Tensor, seen_mask: torch.Tensor, switch: torch.Tensor) -> OperatingPoints:
+    """All operating points of a sweep, exactly, from one sort: sample i is predicted seen for
+    every parameter at or below ``switch[i]`` (its breakpoint) and unseen above it, so between
+    consecutive distinct breakpoints no prediction changes. Each seen sample whose best seen
+    class is right adds 1 / (its class's size x number of seen classes) to s once it turns seen;
+    each unseen sample whose best unseen class is right takes its share of u away."""
+    labels = labels.to(switch.device).long()
+    seen_mask = seen_mask.to(switch.device).bool()
+    sample_seen = seen_mask[labels]
+    counts = torch.bincount(labels, minlength=len(seen_mask)).double()
+    n_seen_classes = int((counts[seen_mask] > 0).sum())
+    n_unseen_classes = int((counts[~seen_mask] > 0).sum())
+    share = 1.0 / counts[labels]
+    gain_s = torch.where(sample_seen & (best.seen_class == labels), share / max(n_seen_classes, 1), 0.0)
+    loss_u = torch.where(~sample_seen & (best.unseen_class == labels), share / max(n_unseen_classes, 1), 0.0)
+    switch = switch.double()
+    order = torch.argsort(switch, descending=True, stable=True)
+    ordered = switch[order]
+    s = torch.cumsum(gain_s[order], 0)
+    u = loss_u.sum() - torch.cumsum(loss_u[order], 0)
+    last = torch.ones(len(ordered), dtype=torch.bool, device=switch.device)  # last sample of each breakpoint
+    last[:-1] = ordered[1:] != ordered[:-1]
+    params, s, u = ordered[last], s[last], u[last]
+    inf = torch.full((1,), float("inf"), dtype=torch.float64, device=switch.device)  # the all-unseen start
+    params, s, u = torch.cat([inf, params]), torch.cat([s.new_zeros(1), s]), torch.cat([loss_u.sum()[None], u])
+    return OperatingPoints(params.cpu(), u.clamp(min=0).cpu(), s.cpu())
+
+
+def ausuc(scores: Scores, labels: torch.Tensor, seen_mask: torch.Tensor) -> float:
+    """Area under the seen-unseen accuracy curve (Chao et al., ECCV 2016), exactly: calibrated
+    stacking (seen scores minus gamma) over every gamma, whose breakpoints are the per-sample
+    margins best seen minus best unseen score. It needs no calibration parameter, so it is the
+    same for every calibrator of one scorer."""
+    values = scores.higher_is_better().float()
+    best = BestScores.from_scores(values, seen_mask)
+    return operating_points(best, labels, seen_mask, best.seen_value - best.unseen_value).area()
+
+
+def oracle_h(scores: Scores, labels: torch.Tensor, seen_mask: torch.Tensor, calibrator: Calibrator | None) -> float | None:
+    """The best H over every value of the calibrator's parameter, on these (test) scores: an
+    oracle no method may use for selection, shown so readers see how far the validated choice
+    is from it. Needs the calibrator's ``switch_points(seen_value, unseen_value)`` (the parameter
+    at and below which a sample is predicted seen); None without a calibrator or that method."""
+    switch_points = getattr(calibrator, "switch_points", None)
+    if switch_points is None:
+        return None
+    best = BestScores.from_scores(check_scores(scores, calibrator), seen_mask)
+    return float(operating_points(best, labels, seen_mask, switch_points(best.seen_value, best.unseen_value)).H.max())

@@ -27,3 +27,22 @@ class DataError(UserError):
 
 class PluginError(UserError):
     """An unknown, duplicate or broken plugin."""
+
+
+class ResourceError(UserError):
+    """The machine ran out of something (memory, file handles, disk): never a damaged file."""
+
+
+RESOURCE_ERRNOS = {12, 23, 24, 28}  # ENOMEM, ENFILE, EMFILE, ENOSPC
+
+
+def is_resource_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the machine, not the file, is the problem."""
+    return isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno in RESOURCE_ERRNOS)
+
+
+def resource_error(path, exc: BaseException) -> ResourceError:
+    return ResourceError(
+        f"{path}: could not be read for lack of resources ({type(exc).__name__}: {exc or 'out of memory'}); "
+        "the file is not known to be damaged and was kept. Free memory, close other jobs or lower --threads"
+    )

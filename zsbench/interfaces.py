@@ -52,6 +52,7 @@ class DatasetBundle:
     class_embeddings: np.ndarray | None = None  # (C, E) float32 class-level side information
     side_information: str = "class embeddings"  # said in the leaderboard
     source: str = ""  # where it was read from, for provenance
+    origins: dict[str, str] = attrs.field(factory=dict)  # field -> file it was read from, for errors
 
     @property
     def num_classes(self) -> int:

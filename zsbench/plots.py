@@ -1,4 +1,4 @@
-"""Leaderboard figures: calibration curves, seen-unseen curves and setting sweeps, as PNG files.
+"""Leaderboard figures: H per entry, calibration curves, seen-unseen curves and setting sweeps, as PNG files.
 
 Every line is a mean over seeds with its 95% confidence band (``zsbench.summary.Estimate``, in
 percent). Figures are drawn on matplotlib's Agg canvas without pyplot, so plotting never touches
@@ -65,10 +65,12 @@ def _band(x: np.ndarray, estimates: Sequence[Estimate]) -> Band:
     return Band(np.asarray(x, dtype=float), mean, low, high, max(e.n for e in estimates))
 
 
-def _draw(ax, b: Band, label: str, marker: str | None = None) -> None:
-    (line,) = ax.plot(b.x, b.mean, label=f"{label} (n={b.seeds})", marker=marker, linewidth=1.5)
+def _draw(ax, b: Band, label: str, marker: str | None = None):
+    """The mean line (labelled with its number of seeds when there are several) and its band."""
+    (line,) = ax.plot(b.x, b.mean, label=label if b.seeds == 1 else f"{label} (n={b.seeds})", marker=marker, linewidth=1.5)
     if np.any(b.high > b.low):
         ax.fill_between(b.x, b.low, b.high, color=line.get_color(), alpha=0.2, linewidth=0)
+    return line
 
 
 def _title(fig: Figure, title: str) -> None:
@@ -84,12 +86,16 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def calibration_figure(
-    curves: Mapping[str, Mapping[str, Sequence[Curve]]], title: str, path: Path
+    curves: Mapping[str, Mapping[str, Sequence[Curve]]],
+    title: str,
+    path: Path,
+    chosen: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Path | None:
     """H against the calibration parameter: one panel per calibrator, one line per method.
 
-    ``curves``: calibrator -> method label -> one curve per seed. Returns None when no
-    calibrator swept more than one value.
+    ``curves``: calibrator -> method label -> one curve per seed; ``chosen``: calibrator ->
+    label -> the parameter chosen on validation, drawn as a dot on its line. Returns None when
+    no calibrator swept more than one value.
     """
     panels = {
         cal: bands
@@ -102,7 +108,9 @@ def calibration_figure(
     for i, (cal, bands) in enumerate(panels.items()):
         ax = fig.add_subplot(1, len(panels), i + 1)
         for label, b in bands.items():
-            _draw(ax, b, label)
+            line = _draw(ax, b, label)
+            if (x := (chosen or {}).get(cal, {}).get(label)) is not None:
+                ax.plot([x], [np.interp(x, b.x, b.mean)], marker="o", markersize=7, color=line.get_color())
         ax.set_xlabel(f"{cal} parameter")
         ax.set_ylabel("H (%)")
         ax.set_title(cal)
@@ -165,7 +173,7 @@ def sweep_figure(
     if numeric:
         values = sorted(values)
     position = {v: (float(v) if numeric else float(i)) for i, v in enumerate(values)}
-    fig = Figure(figsize=(13, 4))
+    fig = Figure(figsize=(10, 3.6))  # drawn near 1:1 at the page width, so labels stay readable
     for i, metric in enumerate(("H", "u", "s")):
         ax = fig.add_subplot(1, 3, i + 1)
         for calibrator, points in series.items():
@@ -181,5 +189,27 @@ def sweep_figure(
         ax.set_title(METRIC_TITLES[metric])
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
+    _title(fig, title)
+    return _save(fig, path)
+
+
+def h_bar_figure(estimates: Mapping[str, Estimate], title: str, path: Path) -> Path:
+    """Horizontal bars of H per entry (label -> estimate, drawn top to bottom in the given
+    order) with 95% CI whiskers clipped to [0, 100], each bar labelled with its value."""
+    labels = list(estimates)
+    fig = Figure(figsize=(9, 1.1 + 0.25 * len(labels)))  # compact: the ranking follows it
+    ax = fig.add_subplot(1, 1, 1)
+    y = np.arange(len(labels))
+    means = np.array([estimates[k].mean for k in labels])
+    half = np.nan_to_num(np.array([estimates[k].half_width for k in labels]))
+    low, high = means - np.clip(means - half, 0, 100), np.clip(means + half, 0, 100) - means
+    ax.barh(y, means, xerr=[low, high], color="#26a69a", ecolor="#333333", capsize=3, height=0.7)
+    for i, m in enumerate(means):
+        ax.text(min(m + high[i], 100) + 1, i, f"{m:.1f}", va="center", fontsize="small")
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 105)
+    ax.set_xlabel("H on test (%), mean and 95% CI over seeds")
+    ax.grid(axis="x", alpha=0.3)
     _title(fig, title)
     return _save(fig, path)

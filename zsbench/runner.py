@@ -22,7 +22,8 @@ import torch
 
 import zsbench
 from zsbench import protocol
-from zsbench.calibration import sweep
+from zsbench.calibration import ausuc, oracle_h, sweep
+from zsbench.data.finite import finite_bundle
 from zsbench.errors import UserError
 from zsbench.interfaces import DatasetBundle, Scores
 from zsbench.metrics import zsl_top1
@@ -66,6 +67,27 @@ class Failure:
     task: Task
     message: str
     user_error: bool
+    provenance: dict[str, Any] | None = None  # where it failed, when the backend knows
+
+
+class NonFiniteScores(UserError):
+    """A method returned NaN or infinite scores: the run fails instead of storing a meaningless row."""
+
+
+@attrs.frozen
+class Outcome:
+    """What ``run_spec`` did: runs computed, already stored, failed, left to another process, and
+    the recovery file holding runs the database refused (None when every write succeeded)."""
+
+    done: list[Task]
+    skipped: list[Task]
+    failures: list[Failure]
+    busy: list[Task] = attrs.field(factory=list)
+    recovered: list[Task] = attrs.field(factory=list)
+    recovery_file: Path | None = None
+
+    def __iter__(self):  # (done, skipped, failures), as before
+        return iter((self.done, self.skipped, self.failures))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -76,8 +98,13 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise UserError(f"device {name!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"device {name!r}: zsbench runs on 'cpu' or 'cuda' ('cuda:N'), or 'auto' to choose")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {name!r} was asked for, but torch sees no CUDA device here; use 'auto' or 'cpu'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"device {name!r}: torch sees {torch.cuda.device_count()} CUDA device(s) here "
+                        f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     return device
 
 
@@ -89,15 +116,16 @@ def plan(spec: BenchmarkSpec) -> list[Task]:
 
 def load_dataset(spec: DatasetSpec, registry: Registry, device: torch.device | None = None,
                  show_progress: bool = False) -> DatasetBundle:
-    """The dataset's bundle; with a ``backbone``, its features are extracted from the images
-    (on ``device``, default the CPU) or read from the cache."""
+    """A dataset's bundle, its numeric inputs checked finite (or, when asked, cleaned); with a
+    ``backbone``, its features are first extracted from the images (on ``device``, default the
+    CPU) or read from the cache."""
     root = dataset_root(spec.plugin, spec.root)
     bundle = registry.build("dataset", spec.plugin, root=root, **spec.options)
     if spec.backbone is not None:
         from zsbench.backbones import attach_backbone
 
         bundle = attach_backbone(bundle, spec.backbone, registry, device or torch.device("cpu"), show_progress)
-    return bundle
+    return finite_bundle(bundle, drop=spec.drop_nonfinite)
 
 
 def seed_everything(seed: int) -> None:
@@ -155,6 +183,14 @@ def _fit_and_score(task, registry, bundle, stage, point, device, cache_dir, show
             f"method {task.method.plugin!r} returned scores of shape {tuple(scores.values.shape)}, "
             f"expected ({len(labels)}, {len(seen_mask)}) (instances x classes)"
         )
+    bad = ~torch.isfinite(scores.values).all(dim=1)
+    if bad.any():
+        point_text = f" with {point}" if point else ""
+        raise NonFiniteScores(
+            f"method {task.method.label!r} ({task.method.plugin}){point_text} returned non-finite "
+            f"scores (NaN or infinite) for {int(bad.sum())} of {len(bad)} {stage.name} instance(s); "
+            "the run is failed and no row is stored (diverged training? try a smaller learning rate)"
+        )
     return scores, labels, seen_mask
 
 
@@ -189,6 +225,7 @@ def execute(
     for i in sorted({index for _, index, _ in chosen.values()}):
         scores, labels, seen_mask = _fit_and_score(task, registry, bundle, test_stage, points[i], device, cache_dir, show_progress, calibrators)
         zsl = zsl_top1(scores.higher_is_better(), labels, ~seen_mask)
+        area = ausuc(scores, labels, seen_mask)  # test-only, reported: computed after every choice
         for name, (_, index, val_sweep) in chosen.items():
             if index != i:
                 continue
@@ -224,6 +261,8 @@ def execute(
                     wall_time=0.0,
                     provenance=_provenance(task, registry, device),
                     curves=curves,
+                    ausuc=area,
+                    oracle_H=oracle_h(scores, labels, seen_mask, calibrator),
                 )
             )
     elapsed = time.perf_counter() - start
@@ -255,11 +294,11 @@ class LocalBackend:
             try:
                 yield task, execute(task, self.registry, bundle, self.device, show_progress=self.show_progress)
             except UserError as exc:
-                yield task, Failure(task, str(exc), True)
+                yield task, Failure(task, str(exc), True, _provenance(task, self.registry, self.device))
             except Exception as exc:  # noqa: BLE001 - one broken method must not lose the others
                 detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 print(traceback.format_exc(), file=sys.stderr)
-                yield task, Failure(task, detail, False)
+                yield task, Failure(task, detail, False, _provenance(task, self.registry, self.device))
 
 
 def run_spec(
@@ -268,19 +307,34 @@ def run_spec(
     backend,
     force: bool = False,
     on_done: Callable[[Task, list[ResultRow] | Failure], None] | None = None,
-) -> tuple[list[Task], list[Task], list[Failure]]:
+) -> Outcome:
     """Run the tasks not already in the store (all with ``force``); the caller's backend executes,
-    this driver alone writes. Returns (done, skipped, failures)."""
+    this driver alone writes. Each task is claimed in the store just before it is handed to the
+    backend, so concurrent ``run_spec`` on one database compute every task once; a task another
+    live process holds is left to it (``busy``)."""
     tasks = plan(spec)
-    todo = tasks if force else [t for t in tasks if not store.finished(t.key)]
-    skipped = [t for t in tasks if t not in todo]
-    done, failures = [], []
-    for task, outcome in backend.run(todo):
+    skipped, busy = [], []
+
+    def claimed() -> Iterator[Task]:
+        for task in tasks:
+            state = store.claim(task.key, force=force)
+            if state == "claimed":
+                yield task
+            else:
+                (skipped if state == "finished" else busy).append(task)
+
+    done, failures, recovered, recovery_file = [], [], [], None
+    for task, outcome in backend.run(claimed()):
         if isinstance(outcome, Failure):
             failures.append(outcome)
+            store.record_failure(task.key, task.spec_name, task.dataset.label, task.method.label, task.seed,
+                                 outcome.message, outcome.user_error,
+                                 outcome.provenance or {"run_key": task.key, "spec_hash": task.spec_hash,
+                                                        "zsbench": zsbench.__version__})
         else:
-            store.write_run(outcome, replace=force)
-            done.append(task)
+            kept = store.keep_run(outcome, replace=force)
+            (recovered if kept else done).append(task)
+            recovery_file = kept or recovery_file
         if on_done:
             on_done(task, outcome)
-    return done, skipped, failures
+    return Outcome(done, skipped, failures, busy, recovered, recovery_file)

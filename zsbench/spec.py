@@ -12,6 +12,7 @@ import hashlib
 import inspect
 import itertools
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -24,9 +25,10 @@ from zsbench.errors import PluginError, SpecError
 from zsbench.registry import PluginEntry, Registry
 
 METHOD_KEYS = {"name", "method", "grid", "calibrators", "sweep"}
-DATASET_KEYS = {"name", "plugin", "root", "backbone"}
+DATASET_KEYS = {"name", "plugin", "root", "drop_nonfinite", "backbone"}
 TOP_KEYS = {"name", "description", "seeds", "device", "datasets", "methods"}
 NO_CALIBRATION = "none"
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")  # the devices zsbench runs on
 UNIONS = (typing.Union, types.UnionType)  # Optional[X] and X | None
 
 
@@ -42,11 +44,14 @@ class DatasetSpec:
     plugin: str
     root: str | None
     options: dict[str, Any]
+    drop_nonfinite: bool = False  # leave out instances whose features are NaN or infinite
     backbone: dict[str, Any] | None = None  # {name: <image encoder>, ...}: features from images
 
     def as_dict(self) -> dict[str, Any]:
         out = {"label": self.label, "plugin": self.plugin, "root": self.root, "options": self.options}
-        if self.backbone is not None:  # absent otherwise, so earlier run keys stay the same
+        if self.drop_nonfinite:  # only then: existing run keys stay as they were
+            out["drop_nonfinite"] = True
+        if self.backbone is not None:  # likewise
             out["backbone"] = self.backbone
         return out
 
@@ -97,15 +102,49 @@ class BenchmarkSpec:
         return canonical_hash(self.raw)
 
 
+class PathError(ValueError):
+    """A dotted option path that goes through a value that is not a mapping."""
+
+
 def set_path(options: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     """A copy of ``options`` with a dotted path (``loss.kappa``) set to ``value``."""
     out = copy.deepcopy(options)
     node = out
     *parents, leaf = path.split(".")
-    for part in parents:
+    if not all(path.split(".")):
+        raise PathError(f"{path!r} has an empty part; write option paths like 'loss.kappa'")
+    for i, part in enumerate(parents):
         node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            above = ".".join(parents[: i + 1])
+            raise PathError(f"{path!r} goes through {above!r}, which is {node!r}, not a mapping of options")
     node[leaf] = value
     return out
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (YAML
+    itself keeps the last silently, so a typo'd duplicate would change a benchmark unnoticed)."""
+
+    def construct_mapping(self, node, deep=False):
+        first: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden on purpose
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                earlier = first.get(key)
+            except TypeError:  # an unhashable key: the base loader reports it
+                break
+            if earlier is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None,
+                    f"key {key!r} appears twice, at line {earlier.start_mark.line + 1} and at line "
+                    f"{key_node.start_mark.line + 1}; keep one",
+                    key_node.start_mark,
+                )
+            first[key] = key_node
+        return super().construct_mapping(node, deep=deep)
 
 
 class _Checker:
@@ -116,6 +155,14 @@ class _Checker:
 
     def fail(self, key: str, message: str) -> typing.NoReturn:
         raise SpecError(self.file, key, message)
+
+    def set_path(self, options: dict[str, Any], path: Any, value: Any, key: str) -> dict[str, Any]:
+        if not isinstance(path, str):
+            self.fail(key, f"expected an option path (a string such as 'loss.kappa'), got {path!r}")
+        try:
+            return set_path(options, path, value)
+        except PathError as exc:
+            self.fail(key, str(exc))
 
     def mapping(self, value: Any, key: str) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -226,9 +273,12 @@ def _dataset(c: _Checker, raw: Any, key: str) -> list[DatasetSpec]:
     root = raw.get("root")
     if root is not None and not isinstance(root, str):
         c.fail(f"{key}.root", f"expected a folder path (string), got {root!r}")
+    drop = raw.get("drop_nonfinite", False)
+    if not isinstance(drop, bool):
+        c.fail(f"{key}.drop_nonfinite", f"expected true or false, got {drop!r}")
     label = str(raw.get("name", plugin))
     if "backbone" not in raw:
-        return [DatasetSpec(label, entry.name, root, options)]
+        return [DatasetSpec(label, entry.name, root, options, drop)]
     # One backbone, or a list of them: a sweep, one dataset row per backbone.
     value = raw["backbone"]
     items = value if isinstance(value, list) else [value]
@@ -241,10 +291,10 @@ def _dataset(c: _Checker, raw: Any, key: str) -> list[DatasetSpec]:
         c.component("encoder", item, path)
         backbones.append(item)
     if not isinstance(value, list):
-        return [DatasetSpec(label, entry.name, root, options, backbones[0])]
+        return [DatasetSpec(label, entry.name, root, options, drop, backbones[0])]
     names = [b["name"] for b in backbones]
     tags = names if len(set(names)) == len(names) else [f"{n}#{i}" for i, n in enumerate(names)]
-    return [DatasetSpec(f"{label}[backbone={t}]", entry.name, root, options, b)
+    return [DatasetSpec(f"{label}[backbone={t}]", entry.name, root, options, drop, b)
             for t, b in zip(tags, backbones)]
 
 
@@ -281,7 +331,7 @@ def _method(c: _Checker, raw: Any, key: str) -> list[MethodSpec]:
     for path, values in grid.items():
         c.nonempty_list(values, f"{key}.grid.{path}")
         for v in values:
-            c.options(entry, set_path(options, path, v), key)
+            c.options(entry, c.set_path(options, path, v, f"{key}.grid.{path}"), key)
     calibrators = _calibrators(c, raw.get("calibrators"), f"{key}.calibrators")
     sweep = c.mapping(raw.get("sweep", {}), f"{key}.sweep")
     if len(sweep) > 1:
@@ -294,7 +344,7 @@ def _method(c: _Checker, raw: Any, key: str) -> list[MethodSpec]:
         c.fail(f"{key}.sweep.{path}", "a setting cannot be both swept and chosen on validation (grid)")
     out = []
     for v in values:
-        swept = set_path(options, path, v)
+        swept = c.set_path(options, path, v, f"{key}.sweep.{path}")
         c.options(entry, swept, key)
         out.append(MethodSpec(f"{label}[{path}={v}]", entry.name, swept, grid, calibrators, {path: v}))
     return out
@@ -312,7 +362,7 @@ def parse_spec(raw: Any, file: str, registry: Registry) -> BenchmarkSpec:
         c.fail("name", f"expected the benchmark's name (a non-empty string), got {name!r}")
     seeds = _seeds(c, raw.get("seeds", 1))
     device = raw.get("device", "auto")
-    if not isinstance(device, str):
+    if not isinstance(device, str) or not DEVICE_NAME.fullmatch(device):
         c.fail("device", f"expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     datasets = tuple(
         d for i, item in enumerate(c.nonempty_list(raw.get("datasets"), "datasets"))
@@ -334,7 +384,15 @@ def load_spec(path: str | Path, registry: Registry) -> BenchmarkSpec:
     if not path.is_file():
         raise SpecError(str(path), "", "no such spec file")
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise SpecError(str(path), "", f"not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at line {line} "
+                                       "cannot be decoded; save the spec as UTF-8") from None
+    except OSError as exc:
+        raise SpecError(str(path), "", f"cannot read the spec file: {exc.strerror or exc}") from None
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}, column {where.column + 1}" if where else ""

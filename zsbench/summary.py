@@ -10,6 +10,8 @@ import numpy as np
 from scipy import stats
 
 METRICS = ("u", "s", "H", "zsl")
+# Reported from the test scores only (never used to choose anything); absent from older rows.
+TEST_ONLY_METRICS = ("ausuc", "oracle_H")
 
 
 @attrs.frozen
@@ -36,6 +38,9 @@ class Estimate:
 
 @attrs.frozen
 class SummaryRow:
+    """One entry over its seeds; ``estimates`` has METRICS always and a TEST_ONLY_METRICS key
+    only when every row has that value."""
+
     dataset: str
     method: str
     calibrator: str
@@ -59,7 +64,11 @@ def summarize(rows: list[dict[str, Any]]) -> list[SummaryRow]:
             method=m,
             calibrator=c,
             seeds=tuple(sorted(r["seed"] for r in group)),
-            estimates={k: Estimate.of(r[k] for r in group) for k in METRICS},
+            estimates={
+                **{k: Estimate.of(r[k] for r in group) for k in METRICS},
+                **{k: Estimate.of(r[k] for r in group) for k in TEST_ONLY_METRICS
+                   if all(r.get(k) is not None for r in group)},
+            },
             rows=tuple(group),
         )
         for (d, m, c), group in groups.items()

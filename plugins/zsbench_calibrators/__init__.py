@@ -28,6 +28,12 @@ class MetricRescaling:
         shape = (-1,) + (1,) * seen_scores.dim()
         return seen_scores[None] * (1 + params.reshape(shape))
 
+    def switch_points(self, seen_value: torch.Tensor, unseen_value: torch.Tensor) -> torch.Tensor:
+        """alpha at and below which a sample stays seen: (1 + alpha) d_seen <= d_unseen."""
+        seen, unseen = seen_value.double(), unseen_value.double()
+        ratio = unseen / torch.where(seen < 0, seen, -1.0)
+        return torch.where(seen < 0, ratio - 1, torch.inf)  # a zero seen distance is never beaten
+
 
 @attrs.frozen
 class CalibratedStacking:
@@ -52,6 +58,10 @@ class CalibratedStacking:
     def adjust_seen(self, seen_scores: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         shape = (-1,) + (1,) * seen_scores.dim()
         return seen_scores[None] - params.reshape(shape)
+
+    def switch_points(self, seen_value: torch.Tensor, unseen_value: torch.Tensor) -> torch.Tensor:
+        """gamma at and below which a sample stays seen: the margin best seen minus best unseen."""
+        return seen_value.double() - unseen_value.double()
 
 
 def _check_grid(low: float, high: float, steps: int, what: str) -> None:

@@ -10,11 +10,15 @@ as with the local backend. Ray is imported only when a run starts.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import os
+import subprocess
 import sys
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -33,6 +37,46 @@ def _import_ray():
     except ImportError:
         raise UserError("the ray backend needs Ray: pip install 'zsbench[ray]'") from None
     return ray
+
+
+@contextlib.contextmanager
+def _loopback_only(ray, enabled: bool):
+    """A local instance that binds 127.0.0.1 only (its GCS, raylet, workers and agents).
+
+    Ray turns a node address of 127.0.0.1 into the machine's external one and binds there,
+    unless it runs as a single-machine instance, which it does by default on macOS and Windows
+    only; this asks for that mode on Linux too: ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` for the
+    processes it starts, and the same setting in this already-imported driver. Guarded by
+    ``tests/test_ray_backend.py``, which checks every listening socket of a run.
+    """
+    if not enabled:
+        yield
+        return
+    from ray._private import ray_constants
+
+    saved_env = os.environ.get(_SINGLE_MACHINE)
+    saved_flag = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_SINGLE_MACHINE] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(_SINGLE_MACHINE, None)
+        else:
+            os.environ[_SINGLE_MACHINE] = saved_env
+
+
+_SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _start_reaper() -> subprocess.Popen | None:
+    """A watchdog that ends the local instance's processes if this driver is killed (Linux)."""
+    if not Path("/proc/self/stat").exists():
+        return None
+    return subprocess.Popen([sys.executable, "-m", "zsbench.backends.reaper", str(os.getpid())],
+                            stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 @attrs.frozen
@@ -115,6 +159,7 @@ class RayBackend:
     num_gpus_per_task: float | None = attrs.field(default=None, validator=_gpu_count)
     max_retries: int = attrs.field(default=2, validator=_retries)
     device: str = attrs.field(default="auto", validator=_device_name)
+    dashboard: bool = False  # a local instance's dashboard (an exposed one runs arbitrary code)
 
     def _task_gpus(self, cluster: dict[str, float]) -> float:
         if self.num_gpus_per_task is not None:
@@ -136,14 +181,18 @@ class RayBackend:
                     f"{cluster.get(resource, 0):g}; lower the request or pass --address of a larger cluster"
                 )
 
-    def run(self, tasks: list[Task]) -> Iterator[tuple[Task, list[ResultRow] | Failure]]:
+    def run(self, tasks) -> Iterator[tuple[Task, list[ResultRow] | Failure]]:
+        tasks = list(tasks)  # every task is submitted at once (and so claimed at once)
         if not tasks:
             return
         ray = _import_ray()
         started = not ray.is_initialized()
         if started:
+            local = {} if self.address else {"include_dashboard": self.dashboard, "dashboard_host": "127.0.0.1"}
             try:
-                ray.init(address=self.address)
+                with _loopback_only(ray, enabled=self.address is None):
+                    ray.init(address=self.address, **local)
+                reaper = _start_reaper() if self.address is None else None
             except ConnectionError as exc:
                 raise UserError(f"cannot reach a Ray cluster at {self.address!r}: {exc}") from None
         pending: dict[Any, Task] = {}
@@ -175,6 +224,9 @@ class RayBackend:
                 ray.cancel(ref)
             if started:
                 ray.shutdown()
+                if reaper is not None:
+                    reaper.terminate()
+                    reaper.wait()
 
     def _outcome(self, ray, task: Task, ref) -> list[ResultRow] | Failure:
         attempts = f"failed on all {self.max_retries + 1} attempts"

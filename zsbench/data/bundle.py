@@ -90,6 +90,7 @@ def load_xlsa17_bundle(
         class_embeddings=embeddings,
         side_information=" + ".join(side),
         source=f"{root} ({', '.join(p.name for p in (feature_path, split_path, text_dir) if p.exists())})",
+        origins={"features": str(feature_path), "class_embeddings": f"{split_path}: `att`"},
     )
 
 

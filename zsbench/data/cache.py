@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from zsbench.errors import is_resource_error, resource_error
 from zsbench.paths import cache_home
 
 if TYPE_CHECKING:  # imported where used: it takes seconds, and Ray workers never load data
@@ -64,7 +65,9 @@ def cached_table(key: str, build: Callable[[], Mapping[str, pa.Array]]) -> datas
     if final.is_dir():
         try:
             return _open(final)
-        except Exception:  # noqa: BLE001 - a damaged entry is rebuilt, never trusted
+        except Exception as exc:  # noqa: BLE001 - a damaged entry is rebuilt, never trusted
+            if is_resource_error(exc):  # the machine, not the entry, failed: keep it
+                raise resource_error(final, exc) from exc
             shutil.rmtree(final, ignore_errors=True)
     _write(final, pa.table(dict(build())))
     return _open(final)

@@ -26,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -127,10 +128,39 @@ def fetch(url: str, target: Path, sha256: str | None = None, md5: str | None = N
     if not target.is_file():
         part = target.with_name(target.name + ".part")
         target.parent.mkdir(parents=True, exist_ok=True)
-        _download(url, part, progress, timeout)
+        length_known = _download(url, part, progress, timeout)
+        if not length_known and not (sha256 or md5):
+            _check_archive_complete(url, part)  # no length, no checksum: the archive itself says
         _check(part, target, sha256, md5)
         os.replace(part, target)
     return _check(target, target, sha256, md5)
+
+
+def _check_archive_complete(url: str, part: Path) -> None:
+    """A transfer without Content-Length ends the same way whether or not it is complete, so
+    an archive is only taken once its own integrity check (every member's CRC) passes; until
+    then it stays a ``.part`` for the next run to resume."""
+    problem = None
+    try:
+        if zipfile.is_zipfile(part):
+            with zipfile.ZipFile(part) as zf:
+                bad = zf.testzip()
+            problem = f"member {bad} is damaged" if bad else None
+        elif tarfile.is_tarfile(part):
+            with tarfile.open(part) as tf:
+                for member in tf:
+                    if member.isfile():
+                        with tf.extractfile(member) as f:
+                            while f.read(CHUNK):
+                                pass
+        else:
+            problem = "it is not a complete zip or tar archive"
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem:
+        raise FetchError(f"{url}: the server sent no Content-Length and the transfer ended after "
+                         f"{part.stat().st_size} bytes, but the archive is incomplete ({problem}); "
+                         f"the bytes are kept in {part}: run the download again to resume")
 
 
 def _check(path: Path, name: Path, sha256: str | None, md5: str | None) -> str:
@@ -147,7 +177,8 @@ def _check(path: Path, name: Path, sha256: str | None, md5: str | None) -> str:
     return observed
 
 
-def _download(url: str, part: Path, progress: bool, timeout: float) -> None:
+def _download(url: str, part: Path, progress: bool, timeout: float) -> bool:
+    """Append the rest of ``url`` to ``part``; returns whether the server said how long it is."""
     from tqdm.auto import tqdm
 
     start = part.stat().st_size if part.is_file() else 0
@@ -156,7 +187,7 @@ def _download(url: str, part: Path, progress: bool, timeout: float) -> None:
         response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and start:  # nothing left to send: the part is complete
-            return
+            return True
         raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise FetchError(f"{url}: cannot connect ({getattr(exc, 'reason', exc)})") from exc
@@ -172,16 +203,19 @@ def _download(url: str, part: Path, progress: bool, timeout: float) -> None:
             total=total, initial=start, unit="B", unit_scale=True, desc=part.name[:-5],
             disable=not progress, leave=False,
         ) as bar:
-            try:
-                while chunk := response.read(CHUNK):
+            try:  # read1: whatever has arrived, so a stall loses nothing already received
+                while chunk := response.read1(CHUNK):
                     out.write(chunk)
+                    out.flush()
                     bar.update(len(chunk))
             except (TimeoutError, http.client.IncompleteRead, OSError) as exc:
-                raise FetchError(f"{url}: interrupted after {out.tell()} bytes ({exc}); run the "
-                                 f"download again to resume") from exc
+                kind = f"stalled (no data for {timeout:g}s)" if isinstance(exc, TimeoutError) else f"interrupted ({exc})"
+                raise FetchError(f"{url}: {kind} after {out.tell()} bytes; they are kept in {part}: "
+                                 "run the download again to resume") from exc
     if total is not None and part.stat().st_size < total:
         raise FetchError(f"{url}: got {part.stat().st_size} of {total} bytes; run the download "
                          "again to resume")
+    return total is not None
 
 
 def download(name: str, root: str | os.PathLike | None = None, *, images: bool = False,

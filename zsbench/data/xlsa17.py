@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import scipy.io
 
-from zsbench.errors import DataError
+from zsbench.errors import DataError, is_resource_error, resource_error
 from zsbench.interfaces import SPLIT_NAMES, Splits
 
 PathLike = str | os.PathLike
@@ -48,6 +48,8 @@ def read_mat(path: PathLike) -> dict[str, Any]:
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - scipy/h5py raise many types for a damaged file
+        if is_resource_error(exc):
+            raise resource_error(path, exc) from exc
         raise DataError(
             path, f"cannot read this MATLAB file ({type(exc).__name__}: {exc}); it may be truncated "
             "or not a .mat file: download it again"

@@ -1,0 +1,178 @@
+"""The leaderboard as a reader gets it: the strictly built site's tables, links and sorting."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urljoin, urlparse
+
+import pytest
+from test_leaderboard import CALIBRATORS, METHODS, SEEDS, row
+
+from zsbench.leaderboard import MAIN_COLUMNS, write_leaderboard
+from zsbench.store import ResultStore
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "docs" / "javascripts" / "sortable-tables.js"
+
+
+class Tables(HTMLParser):
+    """Header texts of each table, links, element ids and the page's scripts and styles."""
+
+    def __init__(self):
+        super().__init__()
+        self.headers: list[list[str]] = []
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+        self.assets: list[str] = []
+        self._in_th = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "table":
+            self.headers.append([])
+        elif tag == "th":
+            self._in_th = True
+            self.headers[-1].append("")
+        elif tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        elif tag in ("script", "link"):
+            self.assets.append(attrs.get("src") or attrs.get("href") or "")
+
+    def handle_endtag(self, tag):
+        if tag == "th":
+            self._in_th = False
+
+    def handle_data(self, data):
+        if self._in_th:
+            self.headers[-1][-1] += data.strip()
+
+
+def parse(path: Path) -> Tables:
+    tables = Tables()
+    tables.feed(path.read_text())
+    return tables
+
+
+def build(docs_root: Path, site: Path) -> None:
+    pytest.importorskip("mkdocs", reason="mkdocs is not installed (pip install 'zsbench[docs]')")
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)], cwd=docs_root,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_generated_pages_build_strictly_with_the_compact_columns_and_working_links(tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "docs", project / "docs")
+    shutil.copy(ROOT / "mkdocs.yml", project)
+    shutil.rmtree(project / "docs" / "leaderboard" / "flo", ignore_errors=True)  # regenerated below
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        for method in METHODS:
+            for seed in SEEDS:
+                store.write_run([row(method, c, seed, dataset="flo") for c in CALIBRATORS])
+        rows = store.rows()
+    write_leaderboard(rows, project / "docs" / "leaderboard", with_plots=False)
+    build(project, tmp_path / "site")
+    page_url = "https://example.org/leaderboard/flo/"
+    page = parse(tmp_path / "site" / "leaderboard" / "flo" / "index.html")
+    assert page.headers[0] == [c for c in MAIN_COLUMNS]
+    assert any(a.endswith("javascripts/sortable-tables.js") for a in page.assets)
+    assert any(a.endswith("stylesheets/leaderboard.css") for a in page.assets)
+    details = [a for a in page.links if "#" in a and not a.startswith("#")]
+    assert len(details) == len(METHODS) * len(CALIBRATORS)
+    for link in details:  # one click away: the page exists and has the row's section
+        target = urlparse(urljoin(page_url, link))
+        html_file = tmp_path / "site" / target.path.lstrip("/") / "index.html"
+        assert html_file.is_file(), link
+        assert target.fragment in parse(html_file).ids, link
+    if browser := chromium():  # in the built page, under the theme's scripts, the tables are made sortable
+        dom = dump_dom(browser, tmp_path / "site" / "leaderboard" / "flo" / "index.html", tmp_path)
+        assert dom.count('data-zsb-sortable="true"') == 2  # the ranking and what calibration buys
+
+
+FIT_CHECK = """// test only: does each leaderboard table fit its column without horizontal scrolling?
+window.addEventListener("load", function () {
+  setTimeout(function () {
+    var fits = Array.from(document.querySelectorAll(".zsb-sortable table")).map(function (table) {
+      var box = table.closest(".md-typeset__scrollwrap") || table.parentElement;
+      return box.scrollWidth <= box.clientWidth ? "fits" : "scrolls:" + box.scrollWidth + ">" + box.clientWidth;
+    });
+    document.body.setAttribute("data-fit", fits.join(","));
+  }, 500);
+});
+"""
+
+
+@pytest.mark.slow
+def test_the_published_flo_page_has_the_compact_columns_and_fits_1280_px(tmp_path):
+    if not (ROOT / "docs" / "leaderboard" / "flo.md").is_file():
+        pytest.skip("no FLO leaderboard page is committed")
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "docs", project / "docs")
+    (project / "docs" / "fit-check.js").write_text(FIT_CHECK)
+    config = (ROOT / "mkdocs.yml").read_text()
+    assert "  - javascripts/sortable-tables.js\n" in config
+    (project / "mkdocs.yml").write_text(config.replace("  - javascripts/sortable-tables.js\n",
+                                                       "  - javascripts/sortable-tables.js\n  - fit-check.js\n"))
+    build(project, tmp_path / "site")
+    html_file = tmp_path / "site" / "leaderboard" / "flo" / "index.html"
+    assert parse(html_file).headers[0] == list(MAIN_COLUMNS)
+    if browser := chromium():  # a reader's 1,280 px window: no horizontal scrolling, details included
+        method_pages = sorted((tmp_path / "site" / "leaderboard" / "flo").glob("*/index.html"))
+        assert method_pages
+        for page in [html_file, *method_pages]:
+            dom = dump_dom(browser, page, tmp_path, width=1280)
+            fit = re.search(r'data-fit="([^"]*)"', dom)
+            assert fit and fit.group(1) and set(fit.group(1).split(",")) == {"fits"}, (page, fit and fit.group(1))
+
+
+SORT_PAGE = """<!doctype html><html><body><div class="zsb-sortable"><table>
+<thead><tr><th>method</th><th>H</th></tr></thead><tbody>
+<tr><td>b</td><td>9.5 ± 1.0</td></tr><tr><td>a</td><td>—</td></tr>
+<tr><td>c</td><td>45.2 ± 3.0</td></tr><tr><td>d</td><td>10.1</td></tr>
+</tbody></table></div>
+<script src="sortable-tables.js"></script>
+<script>document.addEventListener("DOMContentLoaded", function () {
+  var out = [], th = document.querySelectorAll("th");
+  function order() { return Array.from(document.querySelectorAll("tbody tr")).map(r => r.cells[0].textContent).join(""); }
+  th[1].click(); out.push(order());
+  th[1].click(); out.push(order());
+  th[0].click(); out.push(order());
+  th[0].dispatchEvent(new KeyboardEvent("keydown", {key: "Enter"})); out.push(order());
+  document.body.setAttribute("data-orders", out.join(","));
+});</script></body></html>"""
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def dump_dom(browser: str, page: Path, tmp_path: Path, width: int = 1280) -> str:
+    """The page's DOM after its scripts ran, from headless Chromium with no network use."""
+    proc = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={width},900", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_the_sort_script_orders_numbers_by_value_and_dashes_last(tmp_path):
+    browser = chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    shutil.copy(SCRIPT, tmp_path)
+    (tmp_path / "page.html").write_text(SORT_PAGE)
+    dom = dump_dom(browser, tmp_path / "page.html", tmp_path)
+    # numbers: largest first, then reversed, a dash last both ways; text: a-z, then z-a
+    assert 'data-orders="cdba,bdca,abcd,dcba"' in dom, dom[-2000:]
