@@ -150,11 +150,12 @@ def test_leaderboard_flags_or_refuses_stale_rows(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("zsbench.registry.get_registry", lambda strict=None: registry)
     args = ["leaderboard", "--results", str(tmp_path / "rows"), "--out", str(tmp_path / "site"), "--no-plots"]
     main([*args, "--stale", "refuse"])  # current rows: written
-    assert "STALE" not in (tmp_path / "site" / "toy.md").read_text()
+    assert "stale" not in (tmp_path / "site" / "toy.md").read_text().lower()
     source.write_text(source.read_text() + "\n# edited\n")
     main(args)
-    assert "STALE (dataset:toy: editable_toy source changed, method:least-squares: editable_toy source changed)" in (
-        tmp_path / "site" / "toy.md").read_text()
+    page = (tmp_path / "site" / "toy.md").read_text()
+    assert "| ls (stale) |" in page  # the row is marked in the ranking, and why is said below it
+    assert "dataset:toy: editable_toy source changed, method:least-squares: editable_toy source changed" in page
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         main([*args, "--stale", "refuse"])
