@@ -61,11 +61,22 @@ def test_unknown_name_lists_known_ones():
         reg.get("loss", "hnge")
 
 
-def test_duplicate_names_name_both_plugins():
+def test_duplicate_names_name_both_plugins_and_disable_only_the_second_entry():
     a = plugin(register_methods=lambda register: register("same", make("a")))
-    b = plugin(register_methods=lambda register: register("same", make("b")))
-    with pytest.raises(PluginError, match=r"'same' is registered twice: by plugin 'first'.*by plugin 'second'"):
-        Registry([("first", a, None, None), ("second", b, None, None)])
+
+    def register_b(register):
+        register("same", make("b"))
+        register("other", make("other"))
+
+    b = plugin(register_methods=register_b)
+    both = [("first", a, None, None), ("second", b, None, None)]
+    clash = r"'same' is registered twice: by plugin 'first'.*by plugin 'second'.*'same' is disabled"
+    with pytest.warns(PluginWarning, match=clash):
+        reg = Registry(both)
+    assert reg.build("method", "same") == ("a", 1.0, "x")  # the first keeps it
+    assert reg.names("method") == ["other", "same"]  # the clashing plugin's other entries stay
+    with pytest.raises(PluginError, match=clash):
+        Registry(both, strict=True)
 
 
 def broken_register(register):

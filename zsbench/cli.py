@@ -13,7 +13,6 @@ from rich.table import Table
 
 from zsbench.errors import UserError
 from zsbench.registry import KINDS, PluginWarning, get_registry
-from zsbench.summary import METRICS, summarize
 
 DEFAULT_RESULTS = "results.sqlite"
 # Piped output (CI logs, files) gets wide tables instead of 80-column wrapping.
@@ -135,6 +134,8 @@ def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: s
 
 
 def _print_summary(rows: list[dict], title: str) -> None:
+    from zsbench.summary import METRICS, summarize  # numpy, scipy: only once there are rows
+
     if not rows:
         console.print("no results yet")
         return
