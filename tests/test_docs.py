@@ -147,3 +147,16 @@ def test_the_site_builds_strictly(tmp_path):
         for line in (EXAMPLE / name).read_text().splitlines():
             assert line.strip() in guide, f"{name}: {line!r} is not shown in the built guide"
     assert "--8<--" not in guide
+
+
+def test_option_tables_are_generated_from_the_schemas():
+    """Every built-in component's option table is the one its schema generates (a default
+    changed in code and not regenerated fails here: run scripts/gen_option_tables.py)."""
+    from zsbench.optiondocs import marked, render_page
+
+    page = (DOCS / "builtin-plugins.md").read_text()
+    missing = {(e.kind, e.name) for e in builtin_entries()} - marked(page)
+    assert not missing, f"docs/builtin-plugins.md has no generated option table for {sorted(missing)}"
+    assert render_page(page, Registry.from_entry_points(strict=True)) == page, (
+        "docs/builtin-plugins.md option tables differ from the schemas; run python scripts/gen_option_tables.py"
+    )

@@ -185,6 +185,8 @@ def plugins(ctx: click.Context, kind: str | None, pattern: str, as_json: bool) -
                     "version": e.version,
                     "description": e.description,
                     "options": sorted(e.options()),
+                    "schema": [o.as_json() for o in e.schema()],
+                    "default_grid": e.default_grid,
                 }
                 for e in entries
             ],

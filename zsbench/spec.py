@@ -143,10 +143,11 @@ class _Checker:
                 self.fail(path, f"expected {_describe(hints[name])}, got {value!r}")
             if (expected := entry.value_problem(name, value)) is not None:
                 self.fail(path, f"expected {expected}, got {value!r}")
-            if isinstance(value, dict) and "name" in value:
-                kind = _component_kind(name)
-                if kind:
-                    self.component(kind, value, path)
+            kind = _component_kind(name)
+            if kind and isinstance(value, dict) and "name" in value:
+                self.component(kind, value, path)
+            elif kind and isinstance(value, str):  # a component by name alone, e.g. `loss: clarel`
+                self.entry(kind, value, path)
         missing = [n for n, o in known.items() if o.required and n not in options]
         if missing:
             self.fail(key or entry.name, f"missing required option(s) for {entry.kind} {entry.name!r}: {', '.join(missing)}")

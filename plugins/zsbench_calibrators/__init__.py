@@ -15,9 +15,9 @@ from zsbench import gt, integer, number, option, optional
 STEPS_DOC = "values swept"
 
 
-def _ordered(low: float | None, high: float | None, what: str) -> None:
+def _ordered(low: float | None, high: float | None) -> None:
     if low is not None and high is not None and high < low:
-        raise zsbench.OptionError(f"{what}: the grid's upper end {high} is below its lower end {low}")
+        raise zsbench.OptionError(f"the grid's upper end {high} is below its lower end {low}")
 
 
 @zsbench.component("calibrator", "metric-rescaling", build="zsbench_calibrators.adjust:MetricRescaling")
@@ -30,7 +30,7 @@ class MetricRescalingOptions:
     steps: int = option(201, integer(1), doc=STEPS_DOC)
 
     def __attrs_post_init__(self) -> None:
-        _ordered(self.alpha_min, self.alpha_max, "metric-rescaling")
+        _ordered(self.alpha_min, self.alpha_max)
 
 
 @zsbench.component("calibrator", "calibrated-stacking", build="zsbench_calibrators.adjust:CalibratedStacking")
@@ -45,7 +45,7 @@ class CalibratedStackingOptions:
     steps: int = option(201, integer(1), doc="values swept (0 is always added)")
 
     def __attrs_post_init__(self) -> None:
-        _ordered(self.gamma_min, self.gamma_max, "calibrated-stacking")
+        _ordered(self.gamma_min, self.gamma_max)
 
 
 @zsbench.hookimpl
