@@ -73,7 +73,7 @@ def test_every_builtin_plugin_and_option_is_documented():
 
 def test_the_guide_shows_the_tested_example_files():
     guide = (DOCS / "plugins.md").read_text()
-    for name in ("pyproject.toml", "zsbench_ridge.py"):
+    for name in ("pyproject.toml", "zsbench_ridge.py", "zsbench_ridge_model.py"):
         assert f'--8<-- "zsbench-ridge/{name}"' in guide
         assert (EXAMPLE / name).is_file()
 
@@ -111,6 +111,8 @@ def test_the_guides_example_plugin_installs_and_runs(tmp_path):
     ridge = next(c for c in listed["components"] if c["name"] == "ridge-embedding")
     assert ridge["distribution"] == "zsbench-ridge" and ridge["plugin"] == "ridge"
     assert ridge["options"] == ["ridge"] and not listed["problems"]
+    assert ridge["schema"] == [{"name": "ridge", "type": "float", "default": 1.0, "required": False,
+                                "constraint": "a number > 0", "doc": "ridge strength on the feature side"}]
 
     spec = tmp_path / "ridge.yaml"
     spec.write_text(yaml.safe_dump({
@@ -143,7 +145,7 @@ def test_the_site_builds_strictly(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     guide = html.unescape(re.sub(r"<[^>]+>", "", (tmp_path / "site" / "plugins" / "index.html").read_text()))
-    for name in ("pyproject.toml", "zsbench_ridge.py"):  # the snippets were included, verbatim
+    for name in ("pyproject.toml", "zsbench_ridge.py", "zsbench_ridge_model.py"):  # the snippets were included, verbatim
         for line in (EXAMPLE / name).read_text().splitlines():
             assert line.strip() in guide, f"{name}: {line!r} is not shown in the built guide"
     assert "--8<--" not in guide
