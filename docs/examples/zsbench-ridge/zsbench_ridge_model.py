@@ -5,10 +5,10 @@ from __future__ import annotations
 import attrs
 import torch
 import torch.nn.functional as F
+from zsbench_ridge import RidgeOptions
 
 import zsbench
 from zsbench import EvalInputs, FitData, RunContext, Scores
-from zsbench_ridge import RidgeOptions
 
 
 class RidgeScorer:
