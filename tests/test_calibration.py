@@ -81,9 +81,9 @@ def test_no_calibrator_is_plain_argmax():
 
 
 @pytest.mark.parametrize("factory,kwargs,match", [
-    (metric_rescaling, {"alpha_min": -2.0}, "must be > -1"),
+    (metric_rescaling, {"alpha_min": -2.0}, "alpha_min.*must be a number > -1, got -2.0"),
     (metric_rescaling, {"alpha_min": 1.0, "alpha_max": 0.0}, "below its lower end"),
-    (calibrated_stacking, {"steps": 0}, "at least 1"),
+    (calibrated_stacking, {"steps": 0}, "steps.*must be an integer >= 1, got 0"),
 ])
 def test_bad_calibrator_options(factory, kwargs, match):
     with pytest.raises(UserError, match=match):

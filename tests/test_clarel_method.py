@@ -361,8 +361,10 @@ def test_bad_training_options_are_user_errors():
         build_clarel(batch_size=1)
     with pytest.raises(zsbench.UserError, match="texts_per_prototype"):
         build_clarel(texts_per_prototype=0)
-    with pytest.raises(zsbench.UserError, match="lr > 0"):
+    with pytest.raises(zsbench.UserError, match="option 'lr' must be a number > 0, got 0.0"):
         build_clarel(lr=0.0)
+    with pytest.raises(zsbench.UserError, match="option 'steps' must be an integer >= 0, got -5"):
+        build_clarel(steps=-5)
 
 
 def test_factory_defaults_are_the_authors():

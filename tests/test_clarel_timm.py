@@ -114,5 +114,5 @@ def test_unreadable_image_names_the_file_and_earlier_batches_stay_cached(tmp_pat
 
 def test_loader_workers_default_to_none_on_the_cpu_and_negative_is_a_user_error(tmp_path):
     assert _encoder(tmp_path / "cache").extractor.num_workers == 0
-    with pytest.raises(zsbench.UserError, match="num_workers must be 0 or more, got -1"):
+    with pytest.raises(zsbench.UserError, match="option .num_workers. must be an integer >= 0, got -1"):
         _encoder(tmp_path / "cache", num_workers=-1)

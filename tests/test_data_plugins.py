@@ -68,7 +68,7 @@ def test_text_modes(tmp_path, registry):
     assert registry.build("dataset", "cub", root=tmp_path, text="auto").texts is None
     with pytest.raises(DataError, match=r"text_c10: per-image texts requested \(text: instance\)"):
         registry.build("dataset", "cub", root=tmp_path, text="instance")
-    with pytest.raises(UserError, match="option text='sometimes' is not one of auto, instance, none"):
+    with pytest.raises(UserError, match="dataset 'cub': option 'text' must be one of 'auto', 'instance', 'none', got 'sometimes'"):
         registry.build("dataset", "cub", root=tmp_path, text="sometimes")
     write_texts(tmp_path, tiny_xlsa17(tmp_path)["files"], np.repeat(np.arange(6), 4))
     assert registry.build("dataset", "cub", root=tmp_path, text="none").texts is None

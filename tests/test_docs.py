@@ -73,7 +73,7 @@ def test_every_builtin_plugin_and_option_is_documented():
 
 def test_the_guide_shows_the_tested_example_files():
     guide = (DOCS / "plugins.md").read_text()
-    for name in ("pyproject.toml", "zsbench_ridge.py"):
+    for name in ("pyproject.toml", "zsbench_ridge.py", "zsbench_ridge_model.py"):
         assert f'--8<-- "zsbench-ridge/{name}"' in guide
         assert (EXAMPLE / name).is_file()
 
@@ -111,6 +111,8 @@ def test_the_guides_example_plugin_installs_and_runs(tmp_path):
     ridge = next(c for c in listed["components"] if c["name"] == "ridge-embedding")
     assert ridge["distribution"] == "zsbench-ridge" and ridge["plugin"] == "ridge"
     assert ridge["options"] == ["ridge"] and not listed["problems"]
+    assert ridge["schema"] == [{"name": "ridge", "type": "float", "default": 1.0, "required": False,
+                                "constraint": "a number > 0", "doc": "ridge strength on the feature side"}]
 
     spec = tmp_path / "ridge.yaml"
     spec.write_text(yaml.safe_dump({
@@ -143,7 +145,20 @@ def test_the_site_builds_strictly(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     guide = html.unescape(re.sub(r"<[^>]+>", "", (tmp_path / "site" / "plugins" / "index.html").read_text()))
-    for name in ("pyproject.toml", "zsbench_ridge.py"):  # the snippets were included, verbatim
+    for name in ("pyproject.toml", "zsbench_ridge.py", "zsbench_ridge_model.py"):  # the snippets were included, verbatim
         for line in (EXAMPLE / name).read_text().splitlines():
             assert line.strip() in guide, f"{name}: {line!r} is not shown in the built guide"
     assert "--8<--" not in guide
+
+
+def test_option_tables_are_generated_from_the_schemas():
+    """Every built-in component's option table is the one its schema generates (a default
+    changed in code and not regenerated fails here: run scripts/gen_option_tables.py)."""
+    from zsbench.optiondocs import marked, render_page
+
+    page = (DOCS / "builtin-plugins.md").read_text()
+    missing = {(e.kind, e.name) for e in builtin_entries()} - marked(page)
+    assert not missing, f"docs/builtin-plugins.md has no generated option table for {sorted(missing)}"
+    assert render_page(page, Registry.from_entry_points(strict=True)) == page, (
+        "docs/builtin-plugins.md option tables differ from the schemas; run python scripts/gen_option_tables.py"
+    )

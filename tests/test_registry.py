@@ -61,11 +61,22 @@ def test_unknown_name_lists_known_ones():
         reg.get("loss", "hnge")
 
 
-def test_duplicate_names_name_both_plugins():
+def test_duplicate_names_name_both_plugins_and_disable_only_the_second_entry():
     a = plugin(register_methods=lambda register: register("same", make("a")))
-    b = plugin(register_methods=lambda register: register("same", make("b")))
-    with pytest.raises(PluginError, match=r"'same' is registered twice: by plugin 'first'.*by plugin 'second'"):
-        Registry([("first", a, None, None), ("second", b, None, None)])
+
+    def register_b(register):
+        register("same", make("b"))
+        register("other", make("other"))
+
+    b = plugin(register_methods=register_b)
+    both = [("first", a, None, None), ("second", b, None, None)]
+    clash = r"'same' is registered twice: by plugin 'first'.*by plugin 'second'.*'same' is disabled"
+    with pytest.warns(PluginWarning, match=clash):
+        reg = Registry(both)
+    assert reg.build("method", "same") == ("a", 1.0, "x")  # the first keeps it
+    assert reg.names("method") == ["other", "same"]  # the clashing plugin's other entries stay
+    with pytest.raises(PluginError, match=clash):
+        Registry(both, strict=True)
 
 
 def broken_register(register):
@@ -117,3 +128,57 @@ def test_entry_point_that_fails_to_import_warns(monkeypatch):
     assert "metric-rescaling" in reg.names("calibrator")
     with pytest.raises(PluginError, match="failed to import"):
         Registry.from_entry_points(strict=True)
+
+
+def _declared_plugin(tmp_path, monkeypatch):
+    """A plugin whose implementation lives in a module that must not be imported until build."""
+    (tmp_path / "heavy_impl_for_test.py").write_text(
+        "import attrs\nfrom light_decl_for_test import WidgetOptions\n\n"
+        "@attrs.frozen\nclass Widget(WidgetOptions):\n    pass\n"
+    )
+    (tmp_path / "light_decl_for_test.py").write_text(
+        "import attrs\nimport zsbench\n\n"
+        "@zsbench.component('method', 'widget', build='heavy_impl_for_test:Widget')\n"
+        "@attrs.frozen\nclass WidgetOptions:\n"
+        "    '''A widget for tests.'''\n"
+        "    size: int = zsbench.option(3, zsbench.integer(1), doc='how big')\n"
+        "    tilt: float = zsbench.option(0.0, attrs.validators.ge(0), doc='plain attrs validator')\n\n"
+        "@zsbench.hookimpl\ndef register_methods(register):\n    register(WidgetOptions)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import light_decl_for_test
+
+    return light_decl_for_test
+
+
+def test_a_declared_component_is_imported_only_on_build(tmp_path, monkeypatch):
+    import sys
+
+    module = _declared_plugin(tmp_path, monkeypatch)
+    reg = Registry([("decl", module, "d", "1")])
+    entry = reg.get("method", "widget")
+    assert entry.description == "A widget for tests."
+    assert [(o.name, o.default, o.constraint, o.doc) for o in entry.schema()] == [
+        ("size", 3, "an integer >= 1", "how big"), ("tilt", 0.0, ">= 0", "plain attrs validator")]
+    assert "heavy_impl_for_test" not in sys.modules  # listing and checking import nothing heavy
+    built = reg.build("method", "widget", size=5)
+    assert "heavy_impl_for_test" in sys.modules and type(built).__name__ == "Widget" and built.size == 5
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"size": 0}, "method 'widget': option 'size' must be an integer >= 1, got 0"),
+    ({"size": True}, "method 'widget': option 'size' must be an integer >= 1, got True"),
+    ({"tilt": -1.0}, "method 'widget': option 'tilt' must be >= 0, got -1.0"),
+    ({"sise": 2}, r"method 'widget' has no option\(s\) sise; its options are: size, tilt"),
+])
+def test_declared_options_are_range_checked_on_build(tmp_path, monkeypatch, options, message):
+    reg = Registry([("decl", _declared_plugin(tmp_path, monkeypatch), None, None)])
+    with pytest.raises(zsbench.UserError, match=message):
+        reg.build("method", "widget", **options)
+
+
+def test_a_declaration_registered_under_the_wrong_hook_is_a_plugin_problem(tmp_path, monkeypatch):
+    module = _declared_plugin(tmp_path, monkeypatch)
+    wrong = plugin(register_losses=lambda register: register(module.WidgetOptions))
+    with pytest.warns(PluginWarning, match="method 'widget' registered as a loss"):
+        Registry([("wrong", wrong, None, None)])

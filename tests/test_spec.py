@@ -89,3 +89,41 @@ def test_list_options_reject_a_scalar(toy_registry):
     raw = spec(methods=[{"name": "c", "method": "clarel", "image_encoder": {"name": "feature-projection", "hidden": 512}}])
     with pytest.raises(SpecError, match=r"methods\[0\]\.image_encoder\.hidden: expected .*list.*got 512"):
         parse_spec(raw, "bench.yaml", toy_registry)
+
+
+def _method(**entry):
+    return {"datasets": [{"name": "synthetic"}], "methods": [{"name": "m", "calibrators": ["none"], **entry}]}
+
+
+@pytest.mark.parametrize(
+    "over,where,what",
+    [
+        (_method(method="ale", epochs=-1), "methods[0].epochs", "expected an integer >= 1, got -1"),
+        (_method(method="ale", epochs=2.5), "methods[0].epochs", "expected an integer, got 2.5"),
+        (_method(method="eszsl", gamma=-3.0), "methods[0].gamma", "expected a number > 0, got -3.0"),
+        (_method(method="eszsl", grid={"gamma": [1.0, -1.0]}), "methods[0].gamma", "expected a number > 0, got -1.0"),
+        (_method(method="eszsl", feature_norm="zscore"), "methods[0].feature_norm",
+         "expected one of 'none', 'l2', 'standard', 'minmax', got 'zscore'"),
+        (_method(method="clarel", steps=-5), "methods[0].steps", "expected an integer >= 0, got -5"),
+        (_method(method="clarel", lr_decay_steps=[10, -1]), "methods[0].lr_decay_steps",
+         "expected null or a list, each item an integer >= 0, got [10, -1]"),
+        (_method(method="clarel", loss={"name": "clarel", "kappa": 1.5}), "methods[0].loss.kappa",
+         "expected in [0, 1], got 1.5"),
+        (_method(method="clarel", text_encoder={"name": "auto-text", "word_vector": "w.bin"}),
+         "methods[0].text_encoder.word_vector", "unknown option for encoder 'auto-text'; known options: blocks, dropout"),
+        (_method(method="clarel", text_encoder={"name": "auto-text", "dropout": 1.0}),
+         "methods[0].text_encoder.dropout", "expected null or in [0, 1), got 1.0"),
+        (_method(method="clarel", text_encoder="auto"), "methods[0].text_encoder", "unknown encoder 'auto'; known encoders: auto-text"),
+        (_method(method="eszsl", calibrators=[{"name": "calibrated-stacking", "steps": -2}]),
+         "methods[0].calibrators[0].steps", "expected an integer >= 1, got -2"),
+        (_method(method="eszsl", calibrators=[{"name": "metric-rescaling", "alpha_min": 0.5, "alpha_max": 0.1}]),
+         "methods[0].calibrators[0]", "calibrator 'metric-rescaling': the grid's upper end 0.1 is below its lower end 0.5"),
+        ({"datasets": [{"name": "synthetic", "num_classes": 2}]}, "datasets[0].num_classes", "expected an integer >= 5, got 2"),
+    ],
+)
+def test_validate_range_checks_every_option_through_the_schemas(toy_registry, over, where, what):
+    """The issue's cases (negative epochs, steps, gamma, calibrator steps) and the rest of the
+    schema: caught by validate, naming the key path, the constraint and the value."""
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec(**over), "bench.yaml", toy_registry)
+    assert f"bench.yaml: {where}: {what}" in str(err.value)

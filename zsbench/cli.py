@@ -17,7 +17,6 @@ from rich.table import Table
 
 from zsbench.errors import SpecError, UserError
 from zsbench.registry import KINDS, PluginWarning, get_registry
-from zsbench.summary import METRICS, summarize
 
 DEFAULT_RESULTS = "results.sqlite"
 # Piped output (CI logs, files) gets wide tables instead of 80-column wrapping.
@@ -38,7 +37,41 @@ def _registry(ctx: click.Context):
     return get_registry(strict=ctx.obj.get("strict") or None)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose verbs in ``lazy`` (name -> ("module:attr", short help)) are imported only
+    when invoked, so ``--help`` and the light verbs never pay for the leaderboard's plotting."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, tuple[str, str]] = {}
+
+    def add_lazy(self, name: str, target: str, short_help: str) -> None:
+        self.lazy[name] = (target, short_help)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy and name not in self.commands:
+            import importlib
+
+            module, _, attr = self.lazy[name][0].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.lazy and name not in self.commands:
+                rows.append((name, self.lazy[name][1]))
+            elif (command := self.get_command(ctx, name)) is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="zsbench")
 @click.option("--strict", is_flag=True, help="Fail on a broken plugin instead of warning (or ZSBENCH_STRICT_PLUGINS=1).")
 @click.pass_context
@@ -62,14 +95,13 @@ def cli(ctx: click.Context, strict: bool) -> None:
 @click.pass_context
 def validate(ctx: click.Context, spec: str) -> None:
     """Check SPEC (names, options, types, grids) without running anything."""
-    from zsbench.runner import plan
-    from zsbench.spec import load_spec
+    from zsbench.spec import load_spec  # not the runner: validating needs no torch
 
     parsed = load_spec(spec, _registry(ctx))
-    tasks = plan(parsed)
+    runs = len(parsed.datasets) * len(parsed.methods) * len(parsed.seeds)
     console.print(
         f"[green]ok[/]: {spec}: {len(parsed.datasets)} dataset(s) x {len(parsed.methods)} method(s) "
-        f"x {len(parsed.seeds)} seed(s) = {len(tasks)} run(s)"
+        f"x {len(parsed.seeds)} seed(s) = {runs} run(s)"
     )
 
 
@@ -176,6 +208,8 @@ def _device_context(spec_file: str, key: str | None):
 
 
 def _print_summary(rows: list[dict], title: str) -> None:
+    from zsbench.summary import METRICS, summarize  # numpy, scipy: only once there are rows
+
     if not rows:
         console.print("no results yet")
         return
@@ -286,6 +320,8 @@ def plugins(ctx: click.Context, kind: str | None, pattern: str, as_json: bool) -
                     "version": e.version,
                     "description": e.description,
                     "options": sorted(e.options()),
+                    "schema": [o.as_json() for o in e.schema()],
+                    "default_grid": e.default_grid,
                 }
                 for e in entries
             ],
@@ -302,18 +338,17 @@ def plugins(ctx: click.Context, kind: str | None, pattern: str, as_json: bool) -
 
 
 def _attach_optional_commands() -> None:
-    """Verbs that live in their own modules (data management, leaderboard)."""
-    from zsbench.audit import audit
-    from zsbench.data.commands import data
-    from zsbench.export import export
-    from zsbench.features_command import features
-    from zsbench.leaderboard import leaderboard
-
-    cli.add_command(data)
-    cli.add_command(leaderboard)
-    cli.add_command(export)
-    cli.add_command(audit)
-    cli.add_command(features)
+    """Verbs that live in their own modules, imported only when run."""
+    cli.add_lazy("data", "zsbench.data.commands:data",
+                 "Download and check data sets (xlsa17 features and splits, Reed et al. texts, images).")
+    cli.add_lazy("leaderboard", "zsbench.leaderboard:leaderboard",
+                 "Write every Markdown leaderboard page and plot from the results database(s) or exported rows.")
+    cli.add_lazy("export", "zsbench.export:export",
+                 "Write the stored rows, with provenance and curves, as JSON lines (one file per data set).")
+    cli.add_lazy("audit", "zsbench.audit:audit",
+                 "Check that no method of SPEC peeks at the test split or scores transductively.")
+    cli.add_lazy("features", "zsbench.features_command:features",
+                 "Extract the backbone features of SPEC's dataset into OUT in the xlsa17 res101.mat layout.")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,8 @@
-"""The hooks a zsbench plugin implements. Each takes a ``register(name, factory)`` callback.
-
-A factory is any callable that builds the component from its spec options (see
-``zsbench.interfaces`` for what each kind must return).
+"""The hooks a zsbench plugin implements. Each takes a ``register`` callback, called as
+``register(OptionsClass)`` with a class declared by ``zsbench.component`` (options checked
+against it, implementation imported on first build; see ``zsbench.schema``) or as
+``register(name, factory)`` with any callable that builds the component from its spec options.
+``zsbench.interfaces`` says what each kind must return.
 """
 
 from __future__ import annotations

@@ -109,9 +109,8 @@ def load_rows(path: str | Path, spec_name: str | None = None) -> list[dict[str, 
 
 def unknown_spec_name(paths: Sequence[str | Path], spec_name: str) -> UserError:
     """The error for a ``--spec-name`` that matches no row (a typo?): it names the stored specs."""
-    from zsbench.store import ResultStore
-
     from zsbench.export import is_jsonl, read_jsonl_rows
+    from zsbench.store import ResultStore
 
     names = set()
     for path in paths:

@@ -1,8 +1,14 @@
 """The plugin registry: pluggy over the ``zsbench`` entry-point group.
 
-One broken plugin costs a warning, not the CLI; ``strict`` (``--strict`` or
-``ZSBENCH_STRICT_PLUGINS=1``) turns that warning into an error. Two plugins claiming one name
-is always an error naming both.
+A plugin's ``register_*`` hook passes either a declared component (an attrs options class
+marked with ``zsbench.component``, see ``zsbench.schema``) or, as before, a name and a plain
+factory whose signature gives the options. Declared components are imported only when built, so
+listing and validating never load torch.
+
+One broken plugin costs a warning naming it, not the CLI: an exception (``SystemExit``
+included, ``KeyboardInterrupt`` excepted) in its import or hooks, or a name another plugin
+already registered (the built-in plugins load first and keep their names). ``strict``
+(``--strict`` or ``ZSBENCH_STRICT_PLUGINS=1``) turns each such warning into an error.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import fnmatch
 import importlib.metadata
 import inspect
 import os
+import typing
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,11 +27,13 @@ import pluggy
 
 from zsbench import hookspecs
 from zsbench.errors import PluginError
+from zsbench.schema import Component, Option, check_options, declared, options_schema, value_problem
 
 PLURALS = {"encoder": "encoders", "loss": "losses", "calibrator": "calibrators", "dataset": "datasets", "method": "methods"}
 KINDS = tuple(PLURALS)
 _HOOKS = {kind: f"register_{plural}" for kind, plural in PLURALS.items()}
 ENTRY_POINT_GROUP = "zsbench"
+BUILTIN_DISTRIBUTION = "zsbench"
 
 
 class PluginWarning(UserWarning):
@@ -35,33 +44,87 @@ class PluginWarning(UserWarning):
 INJECTED = frozenset({"context", "root", "self"})
 
 
+def _signature_schema(factory: Callable[..., Any]) -> list[Option]:
+    """A plain factory's options, read from its signature (third-party plugins of the old style)."""
+    out = []
+    for name, p in inspect.signature(factory).parameters.items():
+        if name in INJECTED or p.kind not in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+            continue
+        annotation = "" if p.annotation is p.empty else p.annotation
+        default = attrs.NOTHING if p.default is p.empty else p.default
+        out.append(Option(name, annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation)), default))
+    return out
+
+
 @attrs.frozen
 class PluginEntry:
-    """One registered component: what kind, under which name, from which plugin."""
+    """One registered component: what kind, under which name, from which plugin.
+
+    ``target`` is a declared ``Component`` (options from its attrs class, implementation imported
+    on first use) or a plain factory (options from its signature)."""
 
     kind: str
     name: str
-    factory: Callable[..., Any]
+    target: Component | Callable[..., Any]
     plugin: str  # the plugin (entry point or module) that registered it
     distribution: str | None = None
     version: str | None = None
+    _loaded: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False, alias="_loaded")
+
+    @property
+    def component(self) -> Component | None:
+        return self.target if isinstance(self.target, Component) else None
+
+    @property
+    def factory(self) -> Callable[..., Any]:
+        """The callable that builds the component (importing a declared one's module)."""
+        if self.component is None:
+            return self.target
+        if "factory" not in self._loaded:
+            self._loaded["factory"] = self.component.load()
+        return self._loaded["factory"]
+
+    @property
+    def module(self) -> str:
+        """Where the implementation lives (named in clash warnings; not imported)."""
+        return self.component.module if self.component else getattr(self.target, "__module__", "?")
+
+    @property
+    def builtin(self) -> bool:
+        return self.distribution == BUILTIN_DISTRIBUTION
 
     @property
     def description(self) -> str:
-        doc = inspect.getdoc(self.factory) or ""
+        doc = inspect.getdoc(self.component.options if self.component else self.target) or ""
         return doc.strip().splitlines()[0] if doc.strip() else ""
 
-    def options(self) -> dict[str, inspect.Parameter]:
-        """The keyword options the factory accepts (spec keys), minus injected arguments."""
-        sig = inspect.signature(self.factory)
-        return {
-            name: p
-            for name, p in sig.parameters.items()
-            if name not in INJECTED and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        }
+    @property
+    def default_grid(self) -> dict[str, list[Any]]:
+        """The validation grid used when a spec gives none."""
+        source = self.component.options if self.component else self.target
+        return dict(getattr(source, "default_grid", {}))
+
+    def schema(self) -> list[Option]:
+        """The spec options, with type, default, constraint and doc."""
+        if self.component:
+            return options_schema(self.component.options)
+        return _signature_schema(self.target)
+
+    def options(self) -> dict[str, Option]:
+        """The spec keys the component accepts, minus injected arguments."""
+        return {o.name: o for o in self.schema()}
+
+    def type_hints(self) -> dict[str, Any]:
+        """Resolved annotations of the options (empty when they cannot be resolved)."""
+        try:
+            return typing.get_type_hints(self.component.options if self.component else self.target)
+        except Exception:  # noqa: BLE001 - unresolvable annotations: names are still checked
+            return {}
 
     def accepts_any_option(self) -> bool:
-        sig = inspect.signature(self.factory)
+        if self.component:
+            return False
+        sig = inspect.signature(self.target)
         return any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
 
     def unknown_options(self, names: Iterable[str]) -> list[str]:
@@ -71,13 +134,30 @@ class PluginEntry:
         known = self.options()
         return sorted(name for name in names if name not in known)
 
-    def build(self, *args: Any, **options: Any) -> Any:
-        """The factory's product; an option it does not take is a user error naming the others."""
+    def value_problem(self, name: str, value: Any) -> str | None:
+        """What option ``name`` expects, when ``value`` is out of its declared range; else None."""
+        return value_problem(self.component.options, name, value) if self.component else None
+
+    def check(self, **options: Any) -> Any:
+        """Range-check ``options`` against the declared schema (an ``OptionError`` names the
+        component, option, value and constraint); returns the options object, or None for a
+        plain factory (which checks its own)."""
+        self._check_names(options)
+        if self.component:
+            given = {k: v for k, v in options.items() if k not in INJECTED}
+            return check_options(self.component.options, given, f"{self.kind} {self.name!r}")
+        return None
+
+    def _check_names(self, options: dict[str, Any]) -> None:
         if unknown := [n for n in self.unknown_options(options) if n not in INJECTED]:
             raise PluginError(
                 f"{self.kind} {self.name!r} has no option(s) {', '.join(unknown)}; "
                 f"its options are: {', '.join(self.options()) or 'none'}"
             )
+
+    def build(self, *args: Any, **options: Any) -> Any:
+        """The factory's product; an option it does not take is a user error naming the others."""
+        self.check(**options)
         return self.factory(*args, **options)
 
 
@@ -99,22 +179,23 @@ class Registry:
 
     @classmethod
     def from_entry_points(cls, strict: bool | None = None, extra: Iterable[tuple[str, Any, str | None, str | None]] = ()) -> Registry:
-        """Every plugin of the ``zsbench`` entry-point group, plus ``extra`` (name, module, dist,
-        version) tuples registered the same way (tests, notebooks)."""
+        """Every plugin of the ``zsbench`` entry-point group (the built-in ones first, so they keep
+        their names), plus ``extra`` (name, module, dist, version) tuples registered the same way
+        (tests, notebooks)."""
         strict = strict_from_env() if strict is None else strict
-        loaded, problems = [], []
-        for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            dist = getattr(ep, "dist", None)
+        registry = cls([], strict=strict)
+        points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        for ep in sorted(points, key=lambda e: (_distribution(e)[0] != BUILTIN_DISTRIBUTION, e.name)):
+            dist, version = _distribution(ep)
             try:
                 module = ep.load()
-            except Exception as exc:  # noqa: BLE001 - any plugin failure must not kill the CLI
-                problems.append(f"plugin {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}")
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - SystemExit too: a plugin must not kill the CLI
+                registry._problem(f"plugin {ep.name!r} ({ep.value}) failed to import: {_describe(exc)}")
                 continue
-            loaded.append((ep.name, module, dist.name if dist else None, dist.version if dist else None))
-        registry = cls([], strict=strict)
-        for problem in problems:
-            registry._problem(problem)
-        for item in [*loaded, *extra]:
+            registry._add_plugin(ep.name, module, dist, version)
+        for item in extra:
             registry._add_plugin(*item)
         return registry
 
@@ -127,8 +208,10 @@ class Registry:
     def _add_plugin(self, name: str, module: Any, dist: str | None, version: str | None) -> None:
         try:
             self.plugin_manager.register(module, name=name)
-        except Exception as exc:  # noqa: BLE001
-            self._problem(f"plugin {name!r} could not be registered: {type(exc).__name__}: {exc}")
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._problem(f"plugin {name!r} could not be registered: {_describe(exc)}")
             return
         for kind, hook in _HOOKS.items():
             impls = [i for i in getattr(self.plugin_manager.hook, hook).get_hookimpls() if i.plugin is module]
@@ -136,27 +219,40 @@ class Registry:
                 continue
             staged: list[PluginEntry] = []
 
-            def register(entry_name: str, factory: Callable[..., Any], _kind=kind, _staged=staged):
+            def register(entry_name: Any, factory: Any = None, _kind=kind, _staged=staged):
+                if factory is None and declared(entry_name) is not None:  # register(OptionsClass)
+                    target = declared(entry_name)
+                    if target.kind != _kind:
+                        raise PluginError(f"plugin {name!r}: {target.kind} {target.name!r} registered as a {_kind}")
+                    entry_name = target.name
+                elif declared(factory) is not None:  # register("alias", OptionsClass)
+                    target = declared(factory)
+                else:
+                    target = factory
                 if not isinstance(entry_name, str) or not entry_name:
                     raise PluginError(f"plugin {name!r} registered a {_kind} without a name")
-                if not callable(factory):
+                if not callable(target) and not isinstance(target, Component):
                     raise PluginError(f"plugin {name!r}: {_kind} {entry_name!r} is not callable")
-                _staged.append(PluginEntry(_kind, entry_name, factory, name, dist, version))
+                _staged.append(PluginEntry(_kind, entry_name, target, name, dist, version))
 
             try:
                 impls[0].function(register=register)
-            except Exception as exc:  # noqa: BLE001
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - SystemExit too
                 self.plugin_manager.unregister(module)
-                self._problem(f"plugin {name!r} failed in {hook}: {type(exc).__name__}: {exc}")
+                self._problem(f"plugin {name!r} failed in {hook}: {_describe(exc)}")
                 return
             for entry in staged:
                 existing = self._entries[kind].get(entry.name)
-                if existing is not None:
-                    raise PluginError(
+                if existing is not None:  # the first (built-in plugins load first) keeps the name
+                    self._problem(
                         f"{kind} name {entry.name!r} is registered twice: by plugin "
-                        f"{existing.plugin!r} ({existing.factory.__module__}) and by plugin "
-                        f"{entry.plugin!r} ({entry.factory.__module__}); rename one of them"
+                        f"{existing.plugin!r} ({_source(existing)}) and by plugin "
+                        f"{entry.plugin!r} ({_source(entry)}); plugin {entry.plugin!r}'s {kind} "
+                        f"{entry.name!r} is disabled (rename it)"
                     )
+                    continue
                 self._entries[kind][entry.name] = entry
 
     def get(self, kind: str, name: str) -> PluginEntry:
@@ -182,6 +278,22 @@ class Registry:
 
     def build(self, kind: str, name: str, *args: Any, **options: Any) -> Any:
         return self.get(kind, name).build(*args, **options)
+
+
+def _distribution(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
+    dist = getattr(ep, "dist", None)
+    return (dist.name, dist.version) if dist else (None, None)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _source(entry: PluginEntry) -> str:
+    dist = f", {entry.distribution} {entry.version or ''}".rstrip() if entry.distribution else ""
+    return f"{entry.module}{dist}"
 
 
 _default: Registry | None = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections.abc
 import copy
 import hashlib
-import inspect
 import itertools
 import json
 import re
@@ -21,7 +20,7 @@ from typing import Any
 import attrs
 import yaml
 
-from zsbench.errors import PluginError, SpecError
+from zsbench.errors import PluginError, SpecError, UserError
 from zsbench.registry import PluginEntry, Registry
 
 METHOD_KEYS = {"name", "method", "grid", "calibrators", "sweep"}
@@ -183,12 +182,9 @@ class _Checker:
             self.fail(key, str(exc))
 
     def options(self, entry: PluginEntry, options: dict[str, Any], key: str) -> None:
-        """Check option names and simple types against the factory's signature."""
+        """Check option names, simple types and declared ranges against the component's schema."""
         known = entry.options()
-        try:
-            hints = typing.get_type_hints(entry.factory)
-        except Exception:  # noqa: BLE001 - unresolvable annotations: names are still checked
-            hints = {}
+        hints = entry.type_hints()
         for name, value in options.items():
             path = f"{key}.{name}" if key else name
             if entry.unknown_options([name]):
@@ -196,15 +192,21 @@ class _Checker:
                 self.fail(path, f"unknown option for {entry.kind} {entry.name!r}; known options: {listed}")
             if name in hints and not _matches(value, hints[name]):
                 self.fail(path, f"expected {_describe(hints[name])}, got {value!r}")
-            if isinstance(value, dict) and "name" in value:
-                kind = _component_kind(name)
-                if kind:
-                    self.component(kind, value, path)
-        missing = [
-            n for n, p in known.items() if p.default is inspect.Parameter.empty and n not in options
-        ]
+            if (expected := entry.value_problem(name, value)) is not None:
+                self.fail(path, f"expected {expected}, got {value!r}")
+            kind = _component_kind(name)
+            if kind and isinstance(value, dict) and "name" in value:
+                self.component(kind, value, path)
+            elif kind and isinstance(value, str):  # a component by name alone, e.g. `loss: clarel`
+                self.entry(kind, value, path)
+        missing = [n for n, o in known.items() if o.required and n not in options]
         if missing:
             self.fail(key or entry.name, f"missing required option(s) for {entry.kind} {entry.name!r}: {', '.join(missing)}")
+        if entry.component:  # checks across options (a grid's ends in order, ...)
+            try:
+                entry.check(**options)
+            except UserError as exc:
+                self.fail(key or entry.name, str(exc))
 
     def component(self, kind: str, value: dict[str, Any], key: str) -> None:
         entry = self.entry(kind, value.get("name"), f"{key}.name")
@@ -223,7 +225,7 @@ def _component_kind(option: str) -> str | None:
 
 def _matches(value: Any, hint: Any) -> bool:
     origin = typing.get_origin(hint)
-    if hint is Any or hint is inspect.Parameter.empty:
+    if hint is Any:
         return True
     if origin in UNIONS:
         return any(_matches(value, h) for h in typing.get_args(hint))
@@ -327,7 +329,7 @@ def _method(c: _Checker, raw: Any, key: str) -> list[MethodSpec]:
     entry = c.entry("method", raw.get("method", label), plugin_key)
     options = {k: v for k, v in raw.items() if k not in METHOD_KEYS}
     c.options(entry, options, key)
-    grid = c.mapping(raw.get("grid", getattr(entry.factory, "default_grid", {})), f"{key}.grid")
+    grid = c.mapping(raw.get("grid", entry.default_grid), f"{key}.grid")
     for path, values in grid.items():
         c.nonempty_list(values, f"{key}.grid.{path}")
         for v in values:

@@ -8,10 +8,10 @@ imported only when features are extracted.
 from __future__ import annotations
 
 import zsbench
-from zsbench_backbones.efficientnet_lite import NATIVE, lite_factory
+from zsbench_backbones.options import LITE_OPTIONS
 
 
 @zsbench.hookimpl
 def register_encoders(register):
-    for variant in NATIVE:
-        register(f"efficientnet-{variant}", lite_factory(variant))
+    for options in LITE_OPTIONS.values():
+        register(options)

@@ -21,7 +21,6 @@ import importlib.metadata
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import attrs
 import numpy as np
@@ -37,10 +36,10 @@ from zsbench.encoders import (
 )
 from zsbench.errors import UserError
 from zsbench.interfaces import EncoderContext
+from zsbench_backbones.options import LITE_OPTIONS, NATIVE  # noqa: F401 - NATIVE re-exported
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-NATIVE = {"lite0": (256, 224), "lite1": (274, 240), "lite2": (297, 260)}  # (resize, crop)
 NUM_FEATURES = 1280
 
 
@@ -170,39 +169,25 @@ def _precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def lite_factory(variant: str):
-    """The registered factory of one variant (its defaults are the variant's native sizes)."""
-    default_resize, default_crop = NATIVE[variant]
-
-    def build(
-        context: EncoderContext,
-        *,
-        resize: int = default_resize,
-        crop: int = default_crop,
-        batch_size: int = 32,
-        num_workers: int | None = None,
-        precision: Literal["auto", "float32", "bfloat16"] = "auto",
-        dropout: float = 0.25,
-    ) -> EfficientNetLite:
-        if not 0 < crop <= resize:
-            raise UserError(f"efficientnet-{variant}: need 0 < crop <= resize, got crop {crop}, resize {resize}")
-        if batch_size < 1 or (num_workers is not None and num_workers < 0):
-            raise UserError(f"efficientnet-{variant}: batch_size must be >= 1 and num_workers >= 0")
-        if precision not in ("auto", "float32", "bfloat16"):
-            raise UserError(f"efficientnet-{variant}: precision must be auto, float32 or bfloat16, got {precision!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise UserError(f"efficientnet-{variant}: dropout must be in [0, 1), got {dropout!r}")
-        return EfficientNetLite(
-            variant, context, ShortSideCrop(resize, crop),
-            batch_size, default_workers(context.device) if num_workers is None else num_workers,
-            _precision(precision, context.device), dropout,
-        )
-
-    build.__name__ = build.__qualname__ = f"build_efficientnet_{variant}"
-    build.__doc__ = (
-        f"EfficientNet-{variant.capitalize()} ImageNet features (offline weights), frozen: short side "
-        f"{default_resize}, centre crop {default_crop}, ImageNet mean/std, global average pool.\n\n"
-        "``precision`` auto is bfloat16 autocast on a GPU with bf16, float32 elsewhere; "
-        "``num_workers`` defaults to decoding in the main process on a CPU, up to 8 processes on a GPU."
+def _build(variant: str, context: EncoderContext, **options) -> EfficientNetLite:
+    o = LITE_OPTIONS[variant](**options)
+    return EfficientNetLite(
+        variant, context, ShortSideCrop(o.resize, o.crop),
+        o.batch_size, default_workers(context.device) if o.num_workers is None else o.num_workers,
+        _precision(o.precision, context.device), o.dropout,
     )
-    return build
+
+
+def build_lite0(context: EncoderContext, **options) -> EfficientNetLite:
+    """EfficientNet-Lite0 (options: ``zsbench_backbones.options``)."""
+    return _build("lite0", context, **options)
+
+
+def build_lite1(context: EncoderContext, **options) -> EfficientNetLite:
+    """EfficientNet-Lite1 (options: ``zsbench_backbones.options``)."""
+    return _build("lite1", context, **options)
+
+
+def build_lite2(context: EncoderContext, **options) -> EfficientNetLite:
+    """EfficientNet-Lite2 (options: ``zsbench_backbones.options``)."""
+    return _build("lite2", context, **options)

@@ -18,32 +18,17 @@ import torch
 
 from zsbench.interfaces import FitData, RunContext
 from zsbench_baselines import inputs
-from zsbench_baselines.options import non_negative, one_of, positive, positive_int
-from zsbench_baselines.preprocess import NORMS, Norm
+from zsbench_baselines.options import ALEOptions, BilinearOptions, DeViSEOptions, SJEOptions
 from zsbench_baselines.ranking_losses import RankingLoss, ale_loss, devise_loss, sje_loss
 from zsbench_baselines.scorer import Compatibility, HeadScorer
-from zsbench_baselines.side_info import (
-    EMBEDDING_NORMS,
-    EmbeddingNorm,
-    span_basis,
-)
+from zsbench_baselines.side_info import span_basis
 from zsbench_baselines.training import minibatches
 
 
 @attrs.frozen
-class BilinearRanking:
+class BilinearRanking(BilinearOptions):
     """A bilinear compatibility trained by minibatch SGD on a ranking loss."""
 
-    lr: float = attrs.field(default=3.0, validator=positive)
-    epochs: int = attrs.field(default=10, validator=positive_int)
-    batch_size: int = attrs.field(default=256, validator=positive_int)
-    margin: float = attrs.field(default=1.0, validator=positive)
-    momentum: float = attrs.field(default=0.9, validator=non_negative)
-    weight_decay: float = attrs.field(default=0.0, validator=non_negative)
-    feature_norm: Norm = attrs.field(default="l2", validator=one_of(*NORMS))
-    embedding_norm: EmbeddingNorm = attrs.field(default="l2", validator=one_of(*EMBEDDING_NORMS))
-
-    name: ClassVar[str] = "bilinear"
     ranking_loss: ClassVar[RankingLoss]
 
     def fit(self, data: FitData, context: RunContext) -> HeadScorer:
@@ -75,27 +60,21 @@ class BilinearRanking:
 
 
 @attrs.frozen
-class ALE(BilinearRanking):
+class ALE(BilinearRanking, ALEOptions):
     """ALE (Akata et al. 2016): bilinear compatibility, rank-weighted (WARP) hinge, SGD."""
 
-    name: ClassVar[str] = "ale"
-    default_grid: ClassVar[dict[str, list]] = {"lr": [1.0, 3.0, 10.0]}
     ranking_loss: ClassVar[RankingLoss] = staticmethod(ale_loss)
 
 
 @attrs.frozen
-class SJE(BilinearRanking):
+class SJE(BilinearRanking, SJEOptions):
     """SJE (Akata et al. 2015): bilinear compatibility, structured max-margin loss, SGD."""
 
-    name: ClassVar[str] = "sje"
-    default_grid: ClassVar[dict[str, list]] = {"lr": [1.0, 3.0, 10.0]}
     ranking_loss: ClassVar[RankingLoss] = staticmethod(sje_loss)
 
 
 @attrs.frozen
-class DeViSE(BilinearRanking):
+class DeViSE(BilinearRanking, DeViSEOptions):
     """DeViSE (Frome et al. 2013): bilinear compatibility, pairwise hinge over all classes, SGD."""
 
-    name: ClassVar[str] = "devise"
-    default_grid: ClassVar[dict[str, list]] = {"lr": [1.0, 3.0, 10.0]}
     ranking_loss: ClassVar[RankingLoss] = staticmethod(devise_loss)

@@ -19,18 +19,14 @@ reconstruction 21-75, alignment 6-22). Features are standardised with training s
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import attrs
 import torch
 from torch import nn
 
 from zsbench.interfaces import FitData, RunContext
 from zsbench_baselines import inputs
-from zsbench_baselines.options import non_negative, one_of, positive, positive_int
-from zsbench_baselines.preprocess import NORMS, Norm
+from zsbench_baselines.options import CADAVAEOptions
 from zsbench_baselines.scorer import HeadScorer
-from zsbench_baselines.side_info import EMBEDDING_NORMS, EmbeddingNorm
 from zsbench_baselines.training import minibatches, seeded, train_softmax
 
 # (start, end) of each warm-up as fractions of training, from the paper's 100-epoch schedule.
@@ -93,26 +89,8 @@ def wasserstein(mu_a: torch.Tensor, logvar_a: torch.Tensor, mu_b: torch.Tensor, 
 
 
 @attrs.frozen
-class CADAVAE:
+class CADAVAE(CADAVAEOptions):
     """CADA-VAE (Schönfeld et al. 2019): cross-aligned VAEs on features and class embeddings + latent softmax."""
-
-    epochs: int = attrs.field(default=10, validator=positive_int)
-    batch_size: int = attrs.field(default=128, validator=positive_int)
-    lr: float = attrs.field(default=1e-3, validator=positive)
-    hidden: int = attrs.field(default=128, validator=positive_int)
-    latent: int = attrs.field(default=64, validator=positive_int)
-    beta: float = attrs.field(default=0.25, validator=non_negative)  # KL weight after warm-up
-    cross_weight: float = attrs.field(default=2.37, validator=non_negative)
-    align_weight: float = attrs.field(default=8.13, validator=non_negative)
-    seen_samples: int = attrs.field(default=200, validator=positive_int)  # latent codes per seen class
-    unseen_samples: int = attrs.field(default=400, validator=positive_int)
-    classifier_epochs: int = attrs.field(default=20, validator=positive_int)
-    classifier_lr: float = attrs.field(default=1e-3, validator=positive)
-    feature_norm: Norm = attrs.field(default="standard", validator=one_of(*NORMS))
-    embedding_norm: EmbeddingNorm = attrs.field(default="l2", validator=one_of(*EMBEDDING_NORMS))
-
-    name: ClassVar[str] = "cada-vae"
-    default_grid: ClassVar[dict[str, list]] = {"epochs": [10, 20]}
 
     def fit(self, data: FitData, context: RunContext) -> HeadScorer:
         norm, x, y, classes = inputs.training_set(

@@ -21,22 +21,15 @@ coordinates expresses exactly what one on the raw embeddings can, at a fraction 
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import attrs
 import torch
 from torch import nn
 
 from zsbench.interfaces import FitData, RunContext
 from zsbench_baselines import inputs
-from zsbench_baselines.options import non_negative, one_of, positive, positive_int
-from zsbench_baselines.preprocess import NORMS, Norm
+from zsbench_baselines.options import FCLSWGANOptions
 from zsbench_baselines.scorer import HeadScorer
-from zsbench_baselines.side_info import (
-    EMBEDDING_NORMS,
-    EmbeddingNorm,
-    span_basis,
-)
+from zsbench_baselines.side_info import span_basis
 from zsbench_baselines.training import seeded, train_softmax
 
 
@@ -70,26 +63,8 @@ def gradient_penalty(critic: Conditional, real: torch.Tensor, fake: torch.Tensor
 
 
 @attrs.frozen
-class FCLSWGAN:
+class FCLSWGAN(FCLSWGANOptions):
     """f-CLSWGAN (Xian et al. 2018): WGAN-GP feature generator, softmax on real seen + synthetic unseen."""
-
-    steps: int = attrs.field(default=200, validator=positive_int)  # generator updates
-    critic_iters: int = attrs.field(default=5, validator=positive_int)
-    batch_size: int = attrs.field(default=64, validator=positive_int)
-    hidden: int = attrs.field(default=128, validator=positive_int)
-    noise_dim: int = attrs.field(default=64, validator=positive_int)
-    lr: float = attrs.field(default=2e-3, validator=positive)
-    gp_weight: float = attrs.field(default=10.0, validator=non_negative)
-    cls_weight: float = attrs.field(default=1.0, validator=non_negative)
-    synthetic_per_class: int = attrs.field(default=200, validator=positive_int)
-    pretrain_epochs: int = attrs.field(default=5, validator=positive_int)
-    classifier_epochs: int = attrs.field(default=10, validator=positive_int)
-    classifier_lr: float = attrs.field(default=1e-2, validator=positive)
-    feature_norm: Norm = attrs.field(default="minmax", validator=one_of(*NORMS))
-    embedding_norm: EmbeddingNorm = attrs.field(default="l2", validator=one_of(*EMBEDDING_NORMS))
-
-    name: ClassVar[str] = "f-clswgan"
-    default_grid: ClassVar[dict[str, list]] = {"cls_weight": [1.0, 3.0]}
 
     def fit(self, data: FitData, context: RunContext) -> HeadScorer:
         norm, x, y, classes = inputs.training_set(

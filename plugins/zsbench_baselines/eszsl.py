@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import attrs
 import torch
 
 from zsbench.interfaces import FitData, RunContext
 from zsbench_baselines import inputs
-from zsbench_baselines.options import one_of, positive
-from zsbench_baselines.preprocess import NORMS, Norm
+from zsbench_baselines.options import ESZSLOptions
 from zsbench_baselines.scorer import Compatibility, HeadScorer
-from zsbench_baselines.side_info import EMBEDDING_NORMS, EmbeddingNorm
 
 
 def eszsl_matrix(x: torch.Tensor, labels: torch.Tensor, seen: torch.Tensor, gamma: float, lam: float) -> torch.Tensor:
@@ -32,16 +28,8 @@ def eszsl_matrix(x: torch.Tensor, labels: torch.Tensor, seen: torch.Tensor, gamm
 
 
 @attrs.frozen
-class ESZSL:
+class ESZSL(ESZSLOptions):
     """ESZSL (Romera-Paredes & Torr 2015): closed-form bilinear compatibility, ridge on both sides."""
-
-    gamma: float = attrs.field(default=1e4, validator=positive)  # feature-side ridge
-    lam: float = attrs.field(default=0.1, validator=positive)  # class-side ridge
-    feature_norm: Norm = attrs.field(default="standard", validator=one_of(*NORMS))
-    embedding_norm: EmbeddingNorm = attrs.field(default="l2", validator=one_of(*EMBEDDING_NORMS))
-
-    name: ClassVar[str] = "eszsl"
-    default_grid: ClassVar[dict[str, list]] = {"gamma": [3e3, 3e4], "lam": [0.1, 1.0]}
 
     def fit(self, data: FitData, context: RunContext) -> HeadScorer:
         norm, x, y, classes = inputs.training_set(

@@ -6,13 +6,10 @@ come from ``FitData.features`` alone and travel inside the scorer.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import attrs
 import torch
 
-Norm = Literal["none", "l2", "standard", "minmax"]
-NORMS = ("none", "l2", "standard", "minmax")
+from zsbench_baselines.options import Norm
 
 
 @attrs.frozen

@@ -4,15 +4,13 @@ feature normalisation statistics."""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import attrs
 import torch
 
 from zsbench.interfaces import FitData, RunContext
 from zsbench_baselines import inputs
-from zsbench_baselines.options import one_of, positive_int
-from zsbench_baselines.preprocess import NORMS, FeatureNorm, Norm
+from zsbench_baselines.options import RandomOptions
+from zsbench_baselines.preprocess import FeatureNorm
 from zsbench_baselines.scorer import HeadScorer
 
 
@@ -27,13 +25,8 @@ class RandomCosine(torch.nn.Module):
 
 
 @attrs.frozen
-class RandomProjection:
+class RandomProjection(RandomOptions):
     """Random floor: cosine similarity after independent random projections (nothing learned)."""
-
-    dim: int = attrs.field(default=256, validator=positive_int)
-    feature_norm: Norm = attrs.field(default="standard", validator=one_of(*NORMS))
-
-    name: ClassVar[str] = "random"
 
     def fit(self, data: FitData, context: RunContext) -> HeadScorer:
         raw = inputs.features(self.name, data, context.device)

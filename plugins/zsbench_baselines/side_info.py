@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-
-EmbeddingNorm = Literal["none", "l2"]
-EMBEDDING_NORMS = ("none", "l2")
 
 
 def prepare_embeddings(embeddings: torch.Tensor, norm: str) -> torch.Tensor:

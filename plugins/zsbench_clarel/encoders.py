@@ -22,6 +22,7 @@ from torch import nn
 from zsbench.encoders import CLASS_EMBEDDINGS, FEATURES, IMAGE_FILES, TEXTS  # noqa: F401
 from zsbench.errors import UserError
 from zsbench.interfaces import EncoderContext
+from zsbench_clarel.options import ClassProjectionOptions, FeatureProjectionOptions
 
 
 class Projection(nn.Sequential):
@@ -68,12 +69,6 @@ class VectorProjection(nn.Module):
         return self.projection((batch - self.mean) / self.scale)
 
 
-def check_probability(name: str, value: float) -> float:
-    if not 0.0 <= value < 1.0:
-        raise UserError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
-
-
 def _statistics(context: EncoderContext, standardize: bool) -> np.ndarray | None:
     """Training-side rows to standardise with (never evaluation data), or None."""
     if not standardize:
@@ -89,39 +84,35 @@ def _input_dim(context: EncoderContext, what: str) -> int:
     return context.input_dim
 
 
-def build_feature_projection(
-    context: EncoderContext, *, dropout: float = 0.25, hidden: list[int] | None = None,
-    standardize: bool = False,
-) -> VectorProjection:
+def build_feature_projection(context: EncoderContext, **options: Any) -> VectorProjection:
     """Image features (xlsa17 layout) -> dropout -> linear projection to the joint space.
 
     ``standardize`` first scales each feature by its training mean and deviation."""
+    o = FeatureProjectionOptions(**options)
     return VectorProjection(
         "image",
         FEATURES,
         _input_dim(context, "image features"),
         context.embed_dim,
-        check_probability("dropout", dropout),
-        hidden or (),
-        _statistics(context, standardize),
+        o.dropout,
+        o.hidden or (),
+        _statistics(context, o.standardize),
     )
 
 
-def build_class_projection(
-    context: EncoderContext, *, dropout: float = 0.0, hidden: list[int] | None = None,
-    standardize: bool = True,
-) -> VectorProjection:
+def build_class_projection(context: EncoderContext, **options: Any) -> VectorProjection:
     """Class embeddings -> linear or MLP projection: the text side when a data set has no per-image text.
 
     ``standardize`` (default) scales each dimension by its mean and deviation over the seen
     classes: class-averaged sentence embeddings differ in small offsets from a large shared
     component, which a linear map trained by SGD otherwise barely separates."""
+    o = ClassProjectionOptions(**options)
     return VectorProjection(
         "text",
         CLASS_EMBEDDINGS,
         _input_dim(context, "class embeddings"),
         context.embed_dim,
-        check_probability("dropout", dropout),
-        hidden or (),
-        _statistics(context, standardize),
+        o.dropout,
+        o.hidden or (),
+        _statistics(context, o.standardize),
     )

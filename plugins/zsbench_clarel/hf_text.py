@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from zsbench.errors import DataError, UserError
+from zsbench.errors import DataError
 from zsbench.interfaces import EncoderContext
-from zsbench_clarel.encoders import TEXTS, Projection, check_probability
+from zsbench_clarel.encoders import TEXTS, Projection
+from zsbench_clarel.options import HfTextOptions
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -78,27 +80,18 @@ class HfTextEncoder(nn.Module):
         return self.projection(pooled)
 
 
-def build_hf_text(
-    context: EncoderContext,
-    *,
-    model_path: str,
-    max_length: int = 64,
-    finetune: bool = False,
-    dropout: float = 0.25,
-    batch_size: int = 256,
-) -> HfTextEncoder:
+def build_hf_text(context: EncoderContext, **options: Any) -> HfTextEncoder:
     """Sentences -> local Hugging Face model folder (mean pooling, frozen by default) -> linear."""
     from transformers import AutoModel, AutoTokenizer
 
-    folder = Path(model_path).expanduser()
+    o = HfTextOptions(**options)
+    folder = Path(o.model_path).expanduser()
     if not (folder / "config.json").is_file():
         raise DataError(
             folder,
             "not a Hugging Face model folder (no config.json); give a local path, "
             "the model hub is not used",
         )
-    if max_length < 1 or batch_size < 1:
-        raise UserError("hf-text max_length and batch_size must be positive")
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         transformer = AutoModel.from_pretrained(folder, local_files_only=True)
@@ -108,9 +101,9 @@ def build_hf_text(
         tokenizer,
         transformer,
         context.embed_dim,
-        finetune=finetune,
-        max_length=max_length,
-        dropout=check_probability("dropout", dropout),
-        batch_size=batch_size,
+        finetune=o.finetune,
+        max_length=o.max_length,
+        dropout=o.dropout,
+        batch_size=o.batch_size,
         device=context.device,
     )

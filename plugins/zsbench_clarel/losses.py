@@ -11,19 +11,15 @@ optimizer's.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn.functional import cross_entropy
 
-from zsbench.errors import UserError
 from zsbench.interfaces import LossContext, LossInputs, LossOutput
 from zsbench_clarel.distances import euclidean_distances
-
-
-def _weight(name: str, value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise UserError(f"loss weight {name} must be in [0, 1], got {value!r}")
-    return float(value)
+from zsbench_clarel.options import ClarelLossOptions, ClassifierOptions, RetrievalOptions
 
 
 class RetrievalLoss(nn.Module):
@@ -77,18 +73,18 @@ class ClarelLoss(nn.Module):
         return LossOutput(total, {**retrieval.parts, **classifier.parts})
 
 
-def build_retrieval(context: LossContext, *, lam: float = 0.5) -> RetrievalLoss:
+def build_retrieval(context: LossContext, **options: Any) -> RetrievalLoss:
     """Bidirectional batch retrieval cross-entropy on negative Euclidean distances, mixed by lam."""
-    return RetrievalLoss(_weight("lam", lam))
+    return RetrievalLoss(RetrievalOptions(**options).lam)
 
 
-def build_classifier(context: LossContext) -> ClassifierLoss:
+def build_classifier(context: LossContext, **options: Any) -> ClassifierLoss:
     """Seen-class cross-entropy of a linear head on each modality's embedding (image + text)."""
+    ClassifierOptions(**options)
     return ClassifierLoss(context.embed_dim, context.num_seen_classes)
 
 
-def build_clarel_loss(context: LossContext, *, lam: float = 0.5, kappa: float = 0.5) -> ClarelLoss:
+def build_clarel_loss(context: LossContext, **options: Any) -> ClarelLoss:
     """CLAREL's total: (1-kappa) * retrieval(lam) + kappa * classifier (paper: lam = kappa = 0.5)."""
-    return ClarelLoss(
-        build_retrieval(context, lam=lam), build_classifier(context), _weight("kappa", kappa)
-    )
+    o = ClarelLossOptions(**options)
+    return ClarelLoss(build_retrieval(context, lam=o.lam), build_classifier(context), o.kappa)

@@ -39,6 +39,7 @@ from zsbench.interfaces import (
 )
 from zsbench_clarel.batches import chunks, group_sums, take, to_device
 from zsbench_clarel.distances import euclidean_distances
+from zsbench_clarel.options import PAPER_STEPS, ClarelOptions  # noqa: F401 - PAPER_STEPS re-exported
 from zsbench_clarel.trainer import (
     Checkpoint,
     TrainConfig,
@@ -49,7 +50,6 @@ from zsbench_clarel.trainer import (
 )
 
 CHECKPOINT_FORMAT = 2  # bump when a change makes old checkpoints meaningless
-PAPER_STEPS = 150_001
 # Options that do not change the trained weights, so changing them still resumes a checkpoint.
 _NOT_TRAINING = frozenset(
     {
@@ -402,69 +402,39 @@ class _Fit:
         return self.scorer(result)
 
 
-def build_clarel(
-    *,
-    image_encoder: dict | str | None = None,
-    text_encoder: dict | str | None = None,
-    loss: dict | str | None = None,
-    embed_dim: int = 1024,
-    steps: int = PAPER_STEPS,
-    batch_size: int = 32,
-    lr: float = 0.1,
-    momentum: float = 0.9,
-    lr_decay_steps: list[int] | None = None,
-    lr_decay_factor: float = 0.1,
-    grad_clip: float | None = 1.0,
-    weight_decay: float = 1e-3,
-    texts_per_image: int | None = None,
-    texts_per_prototype: int | None = None,
-    eval_every: int | None = 2500,
-    checkpoint_every: int | None = 2500,
-    checkpoint_dir: str | None = None,
-    amp: bool = True,
-    eval_batch_size: int = 1024,
-) -> ClarelMethod:
+def build_clarel(**options: Any) -> ClarelMethod:
     """CLAREL (Oreshkin et al.): image/text encoders trained by retrieval + classifier losses.
 
     ``image_encoder`` / ``text_encoder`` / ``loss`` name registered plugins with their options,
     e.g. ``{"name": "cnn-lstm", "word_vectors": "GoogleNews-vectors-negative300.bin"}``; the text
     encoder ``auto-text`` (default) is ``cnn-lstm`` when the data set has per-image sentences,
-    else ``class-projection``. Defaults are the authors' (150,001 steps); ``lr_decay_steps`` defaults
-    to three 10x decays at 1/2, 3/4 and 7/8 of training.
+    else ``class-projection``. Defaults (``ClarelOptions``) are the authors' (150,001 steps);
+    ``lr_decay_steps`` defaults to three 10x decays at 1/2, 3/4 and 7/8 of training.
     """
-    if min(embed_dim, batch_size, eval_batch_size) < 1 or (batch_size < 2):
-        raise UserError(
-            "CLAREL needs embed_dim >= 1, batch_size >= 2 (retrieval contrasts a batch), eval_batch_size >= 1"
-        )
-    for name, value in (
-        ("texts_per_image", texts_per_image),
-        ("texts_per_prototype", texts_per_prototype),
-    ):
-        if value is not None and value < 1:
-            raise UserError(f"{name} must be a positive number of texts or null (all of them)")
+    o = ClarelOptions(**options)
     config = TrainConfig(
-        steps=steps,
-        lr=lr,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        grad_clip=grad_clip,
-        lr_decay_steps=tuple(lr_decay_steps)
-        if lr_decay_steps is not None
-        else default_decay_steps(steps),
-        lr_decay_factor=lr_decay_factor,
-        amp=amp,
-        eval_every=eval_every,
-        checkpoint_every=checkpoint_every,
+        steps=o.steps,
+        lr=o.lr,
+        momentum=o.momentum,
+        weight_decay=o.weight_decay,
+        grad_clip=o.grad_clip,
+        lr_decay_steps=tuple(o.lr_decay_steps)
+        if o.lr_decay_steps is not None
+        else default_decay_steps(o.steps),
+        lr_decay_factor=o.lr_decay_factor,
+        amp=o.amp,
+        eval_every=o.eval_every,
+        checkpoint_every=o.checkpoint_every,
     )
     return ClarelMethod(
-        image_encoder=_spec(image_encoder, "feature-projection"),
-        text_encoder=_spec(text_encoder, "auto-text"),
-        loss=_spec(loss, "clarel"),
-        embed_dim=embed_dim,
+        image_encoder=_spec(o.image_encoder, "feature-projection"),
+        text_encoder=_spec(o.text_encoder, "auto-text"),
+        loss=_spec(o.loss, "clarel"),
+        embed_dim=o.embed_dim,
         train_config=config,
-        batch_size=batch_size,
-        texts_per_image=texts_per_image,
-        texts_per_prototype=texts_per_prototype,
-        checkpoint_dir=checkpoint_dir,
-        eval_batch_size=eval_batch_size,
+        batch_size=o.batch_size,
+        texts_per_image=o.texts_per_image,
+        texts_per_prototype=o.texts_per_prototype,
+        checkpoint_dir=o.checkpoint_dir,
+        eval_batch_size=o.eval_batch_size,
     )

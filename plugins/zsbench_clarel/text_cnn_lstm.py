@@ -9,6 +9,7 @@ whatever length it is padded to (in eval mode; batch-norm statistics in training
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +18,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from zsbench.errors import UserError
 from zsbench.interfaces import EncoderContext
-from zsbench_clarel.encoders import TEXTS, Projection, check_probability
+from zsbench_clarel.encoders import TEXTS, Projection
+from zsbench_clarel.options import CnnLstmOptions
 from zsbench_clarel.vocabulary import PAD, Vocabulary
 from zsbench_clarel.word_vectors import load_word_vectors
 
@@ -155,47 +157,29 @@ class CnnLstmEncoder(nn.Module):
         return self.projection(pooled)
 
 
-def build_cnn_lstm(
-    context: EncoderContext,
-    *,
-    word_vectors: str | None = None,
-    vocab_size: int = 10_000,
-    min_count: int = 1,
-    word_dim: int = 300,
-    max_tokens: int = 30,
-    filters: int = 256,
-    blocks: int = 2,
-    units_per_block: int = 3,
-    kernel_size: int = 3,
-    lstm_hidden: int = 512,
-    dropout: float = 0.25,
-) -> CnnLstmEncoder:
+def build_cnn_lstm(context: EncoderContext, **options: Any) -> CnnLstmEncoder:
     """Sentences -> word vectors (frozen word2vec/GloVe file, or learned) -> residual CNN -> BiLSTM."""
+    o = CnnLstmOptions(**options)
     if not context.training_texts:
         raise UserError(
             "the cnn-lstm text encoder needs per-image training sentences; this data set has "
             "none (use text_encoder: {name: class-projection})"
         )
-    if (
-        min(vocab_size, word_dim, max_tokens, filters, blocks, units_per_block, lstm_hidden) < 1
-        or kernel_size % 2 == 0
-    ):
-        raise UserError("cnn-lstm sizes must be positive and kernel_size odd")
-    vocabulary = Vocabulary.build(context.training_texts, max_size=vocab_size, min_count=min_count)
+    vocabulary = Vocabulary.build(context.training_texts, max_size=o.vocab_size, min_count=o.min_count)
     vectors = None
-    if word_vectors is not None:
-        vectors, _ = load_word_vectors(word_vectors, vocabulary.words)
+    if o.word_vectors is not None:
+        vectors, _ = load_word_vectors(o.word_vectors, vocabulary.words)
         vectors[:2] = 0.0  # pad and unknown words are zero vectors
     return CnnLstmEncoder(
         vocabulary,
         context.embed_dim,
         vectors=vectors,
-        word_dim=word_dim,
-        max_tokens=max_tokens,
-        filters=filters,
-        blocks=blocks,
-        units_per_block=units_per_block,
-        kernel_size=kernel_size,
-        lstm_hidden=lstm_hidden,
-        dropout=check_probability("dropout", dropout),
+        word_dim=o.word_dim,
+        max_tokens=o.max_tokens,
+        filters=o.filters,
+        blocks=o.blocks,
+        units_per_block=o.units_per_block,
+        kernel_size=o.kernel_size,
+        lstm_hidden=o.lstm_hidden,
+        dropout=o.dropout,
     )

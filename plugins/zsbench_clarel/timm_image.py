@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +22,8 @@ from zsbench.encoders import default_workers, file_digest, image_batches, isolat
 from zsbench.errors import DataError, UserError
 from zsbench.interfaces import EncoderContext
 from zsbench.paths import cache_home
-from zsbench_clarel.encoders import IMAGE_FILES, Projection, check_probability
+from zsbench_clarel.encoders import IMAGE_FILES, Projection
+from zsbench_clarel.options import TimmBackboneOptions
 from zsbench_clarel.precision import amp_dtype, autocast
 
 
@@ -151,19 +153,7 @@ def _backbone(model: str, pretrained: bool, pretrained_path: str | None) -> tupl
     return backbone, "random-init-seed0"
 
 
-def build_timm_backbone(
-    context: EncoderContext,
-    *,
-    model: str = "resnet101",
-    pretrained: bool = False,
-    pretrained_path: str | None = None,
-    image_size: int | None = None,
-    batch_size: int = 64,
-    num_workers: int | None = None,
-    dropout: float = 0.25,
-    feature_cache: str | None = None,
-    amp: bool = True,
-) -> TimmImageEncoder:
+def build_timm_backbone(context: EncoderContext, **options: Any) -> TimmImageEncoder:
     """Raw images through a frozen timm backbone (cached pooled features) -> dropout -> linear.
 
     ``feature_cache`` defaults to the zsbench cache home, shared by every run, seed and method:
@@ -172,25 +162,25 @@ def build_timm_backbone(
     ``num_workers`` defaults to decoding in the main process on the CPU, where the cores are the
     backbone's, and to up to 8 loader processes on a GPU, which would otherwise wait for them.
     """
+    o = TimmBackboneOptions(**options)
+    num_workers = o.num_workers
     if num_workers is None:
         num_workers = default_workers(context.device)
-    elif num_workers < 0:
-        raise UserError(f"num_workers must be 0 or more, got {num_workers}")
     with isolated_rng():  # building draws initial weights: never from the run's generator
-        backbone, weights_tag = _backbone(model, pretrained, pretrained_path)
+        backbone, weights_tag = _backbone(o.model, o.pretrained, o.pretrained_path)
     extractor = FeatureExtractor(
-        model,
+        o.model,
         weights_tag,
         backbone,
-        Path(feature_cache).expanduser() if feature_cache else cache_home(),
+        Path(o.feature_cache).expanduser() if o.feature_cache else cache_home(),
         context.device,
-        batch_size,
+        o.batch_size,
         num_workers,
-        image_size,
-        amp,
+        o.image_size,
+        o.amp,
     )
-    encoder = TimmImageEncoder(extractor, context.embed_dim, check_probability("dropout", dropout))
-    weights = (f"{Path(pretrained_path).name} sha256:{weights_tag[:12]}" if pretrained_path is not None
-               else "timm's pretrained weights" if pretrained else "random init, seed 0")
-    encoder.feature_name = f"timm {model} ({weights})"  # the leaderboard's features column
+    encoder = TimmImageEncoder(extractor, context.embed_dim, o.dropout)
+    weights = (f"{Path(o.pretrained_path).name} sha256:{weights_tag[:12]}" if o.pretrained_path is not None
+               else "timm's pretrained weights" if o.pretrained else "random init, seed 0")
+    encoder.feature_name = f"timm {o.model} ({weights})"  # the leaderboard's features column
     return encoder

@@ -4,86 +4,84 @@
 Each reads a folder in the xlsa17 layout (feature file + split file), adds Reed et al.
 per-image texts from ``text_c10/`` and raw image paths when they are there, and checks every
 file on the way (see ``zsbench.data``). ``zsbench data download cub|flo`` fills such a folder.
+The options are declared here; the loaders (``builders``) are imported when a run loads data.
 """
 
 from __future__ import annotations
 
-from functools import partial
-from pathlib import Path
+import importlib
+from typing import Any, Literal
+
+import attrs
 
 import zsbench
-from zsbench.data.bundle import load_xlsa17_bundle
-from zsbench.data.raw_images import (
-    check_oxford_root,
-    cub_layout,
-    flower_class_names,
-    has_raw_images,
-    oxford_layout,
-)
-from zsbench.data.synthetic import variant_name, write_synthetic
-from zsbench.interfaces import DatasetBundle
+from zsbench import ge, integer, one_of, option
+
+Text = Literal["auto", "instance", "none"]
+TEXT_DOC = "per-image sentences: `auto` (`text_c10/` when present), `instance` (required) or `none`"
+text_option = option("auto", one_of("auto", "instance", "none"), doc=TEXT_DOC)
 
 
-def build_cub(root: Path, features: str = "res101.mat", splits: str = "auto", text: str = "auto",
-              images: bool = True) -> DatasetBundle:
-    """CUB-200-2011 (Xian et al. GZSL split, 150 seen / 50 unseen birds), Reed et al. texts.
+@zsbench.component("dataset", "cub", build="zsbench_datasets.builders:build_cub")
+@attrs.frozen
+class CubOptions:
+    """CUB-200-2011 (Xian et al. GZSL split, 150 seen / 50 unseen birds), Reed et al. texts."""
 
-    ``splits``: "auto" takes ``sent_splits.mat`` (class sentence embeddings) when present, else
-    ``att_splits.mat`` (312 attributes). ``text``: auto | instance | none. ``images``: attach
-    ``CUB_200_2011/images`` paths when that folder is there.
-    """
-    if splits == "auto":
-        splits = "sent_splits.mat" if (Path(root) / "sent_splits.mat").is_file() else "att_splits.mat"
-    return load_xlsa17_bundle("cub", root, features=features, splits=splits, text=text,
-                              images=images, raw_layout=cub_layout)
+    features: str = option("res101.mat", doc="the feature file")
+    splits: str = option("auto", doc="`auto`: `sent_splits.mat` (class sentence embeddings) when present, "
+                                     "else `att_splits.mat` (312 attributes); or a file name")
+    text: Text = text_option
+    images: bool = option(True, doc="attach `CUB_200_2011/images` paths when that folder is there")
 
 
-def build_flo(root: Path, features: str = "res101.mat", splits: str = "att_splits.mat",
-              text: str = "auto", images: bool = True) -> DatasetBundle:
-    """Oxford FLOWERS-102 (Xian et al. GZSL split, 82 seen / 20 unseen), Reed et al. texts.
+@zsbench.component("dataset", "flo", build="zsbench_datasets.builders:build_flo")
+@attrs.frozen
+class FloOptions:
+    """Oxford FLOWERS-102 (Xian et al. GZSL split, 82 seen / 20 unseen), Reed et al. texts."""
 
-    Class names come from ``cat_to_name.json`` when present. ``text``: auto | instance | none.
-    ``images``: attach ``jpg/`` paths when the Oxford files are there.
-    """
-    if images and not (Path(root) / features).is_file() and has_raw_images(root):
-        check_oxford_root(root, splits)  # read from the images alone: name what is missing
-    return load_xlsa17_bundle("flo", root, features=features, splits=splits, text=text,
-                              images=images, raw_layout=oxford_layout,
-                              default_class_names=partial(flower_class_names, root))
+    features: str = option("res101.mat", doc="the feature file (e.g. `efficientnet_lite0.mat`)")
+    splits: str = option("att_splits.mat", doc="the split file")
+    text: Text = text_option
+    images: bool = option(True, doc="attach `jpg/` image paths when the Oxford files are there")
 
 
-def build_xlsa17(root: Path, subset: str = "", features: str = "res101.mat",
-                 splits: str = "att_splits.mat", text: str = "auto") -> DatasetBundle:
-    """Any data set in the xlsa17 layout (AWA2, SUN, APY, ...): features + split file.
+@zsbench.component("dataset", "xlsa17", build="zsbench_datasets.builders:build_xlsa17")
+@attrs.frozen
+class Xlsa17Options:
+    """Any data set in the xlsa17 layout (AWA2, SUN, APY, ...): features + split file."""
 
-    ``root`` is the data set's folder, or the folder holding it as ``<root>/<subset>`` (e.g.
-    the extracted ``xlsa17/data`` folder with subset AWA2). Per-image texts are read from
-    ``text_c10/`` when present. (``subset``, not ``name``: ``name`` is a spec's label key.)
-    """
-    root = Path(root)
-    if subset and not (root / features).is_file() and (root / subset).is_dir():
-        root = root / subset
-    return load_xlsa17_bundle(subset or "xlsa17", root, features=features, splits=splits, text=text)
+    subset: str = option("", doc="the sub-folder of `root` holding the data set, and its name "
+                                 "(`name` is the spec's row label)")
+    features: str = option("res101.mat", doc="the feature file")
+    splits: str = option("att_splits.mat", doc="the split file")
+    text: Text = text_option
 
 
-def build_synthetic(root: Path, num_classes: int = 30, per_class: int = 40, feature_dim: int = 64,
-                    embedding_dim: int = 32, noise: float = 1.5, seed: int = 0,
-                    text: str = "auto", images: bool = True) -> DatasetBundle:
-    """A small synthetic fine-grained data set (written on first use, in the real formats).
+@zsbench.component("dataset", "synthetic", build="zsbench_datasets.builders:build_synthetic")
+@attrs.frozen
+class SyntheticOptions:
+    """A small synthetic fine-grained data set (written on first use, in the real formats)."""
 
-    Lives in ``<root>/synthetic-<parameters>/``; each image has ~10 attribute sentences, and
-    ``noise`` scales the feature noise (higher is harder).
-    """
-    params = dict(num_classes=num_classes, per_class=per_class, feature_dim=feature_dim,
-                  embedding_dim=embedding_dim, noise=noise, seed=seed)
-    folder = write_synthetic(Path(root) / variant_name(**params), **params)
-    return load_xlsa17_bundle("synthetic", folder, text=text, images=images,
-                              raw_layout=oxford_layout)
+    num_classes: int = option(30, integer(5), doc="classes")
+    per_class: int = option(40, integer(5), doc="images per class")
+    feature_dim: int = option(64, integer(1), doc="feature width")
+    embedding_dim: int = option(32, integer(1), doc="class-embedding width")
+    noise: float = option(1.5, ge(0), doc="feature noise; higher is harder")
+    seed: int = option(0, integer(0), doc="the generator's seed (the data, not the run)")
+    text: Text = text_option
+    images: bool = option(True, doc="attach the written images")
+
+
+DATASETS = (CubOptions, FloOptions, Xlsa17Options, SyntheticOptions)
 
 
 @zsbench.hookimpl
 def register_datasets(register):
-    register("cub", build_cub)
-    register("flo", build_flo)
-    register("xlsa17", build_xlsa17)
-    register("synthetic", build_synthetic)
+    for declared in DATASETS:
+        register(declared)
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("build_"):  # the loaders (numpy, scipy)
+        return getattr(importlib.import_module("zsbench_datasets.builders"), name)
+    raise AttributeError(f"module 'zsbench_datasets' has no attribute {name!r}")

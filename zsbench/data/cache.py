@@ -1,4 +1,4 @@
-"""A cache of per-instance tables (features, labels, texts) as memory-mapped Arrow datasets.
+"""A cache of per-instance tables (features, labels, texts) as memory-mapped Arrow tables.
 
 Entries live under ``<cache home>/tables/<key>/`` and are keyed by the (path, size, mtime) of
 the files they were read from, so editing or replacing a source file rebuilds the entry. An
@@ -15,7 +15,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -23,11 +22,10 @@ import pyarrow as pa
 from zsbench.errors import is_resource_error, resource_error
 from zsbench.paths import cache_home
 
-if TYPE_CHECKING:  # imported where used: it takes seconds, and Ray workers never load data
-    import datasets
-
 FORMAT_VERSION = "1"  # bump when the layout of cached tables changes
-TABLE_FILE = "table.arrow"  # Arrow IPC stream, the format ``datasets`` memory-maps
+# An Arrow IPC stream, memory-mapped by pyarrow itself (as Hugging Face ``datasets`` does, without
+# the second of start-up that importing ``datasets`` costs every run).
+TABLE_FILE = "table.arrow"
 _STALE_SECONDS = 3600  # a temporary folder this old belongs to a writer that died
 
 
@@ -59,7 +57,7 @@ def _walk(path: str) -> Iterator[tuple[str, os.stat_result]]:
                 yield entry.path, entry.stat()
 
 
-def cached_table(key: str, build: Callable[[], Mapping[str, pa.Array]]) -> datasets.Dataset:
+def cached_table(key: str, build: Callable[[], Mapping[str, pa.Array]]) -> pa.Table:
     """The memory-mapped table stored under ``key``; ``build()`` makes its columns on a miss."""
     final = tables_dir() / key
     if final.is_dir():
@@ -73,11 +71,10 @@ def cached_table(key: str, build: Callable[[], Mapping[str, pa.Array]]) -> datas
     return _open(final)
 
 
-def _open(folder: Path) -> datasets.Dataset:
-    import datasets
-
-    table = datasets.Dataset.from_file(str(folder / TABLE_FILE), in_memory=False)
-    table.data.table.validate(full=False)
+def _open(folder: Path) -> pa.Table:
+    with pa.ipc.open_stream(pa.memory_map(str(folder / TABLE_FILE))) as reader:
+        table = reader.read_all()  # zero-copy views of the mapped file
+    table.validate(full=False)
     return table
 
 
@@ -116,17 +113,17 @@ def matrix_column(values: np.ndarray) -> pa.Array:
     return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
 
 
-def read_matrix(table: datasets.Dataset, column: str) -> np.ndarray:
+def read_matrix(table: pa.Table, column: str) -> np.ndarray:
     """A fixed-size-list column as an (N, D) read-only view of the memory-mapped file."""
-    chunked = table.data.table.column(column)
+    chunked = table.column(column)
     array = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
     width = array.type.list_size
     return array.flatten().to_numpy(zero_copy_only=True).reshape(-1, width)
 
 
-def read_column(table: datasets.Dataset, column: str) -> np.ndarray | list:
+def read_column(table: pa.Table, column: str) -> np.ndarray | list:
     """A scalar column as a numpy vector, a string or list column as a Python list."""
-    chunked = table.data.table.column(column)
+    chunked = table.column(column)
     if pa.types.is_integer(chunked.type) or pa.types.is_floating(chunked.type):
         return chunked.to_numpy()
     return chunked.to_pylist()
