@@ -16,6 +16,8 @@ from zsbench.cli import main
 from zsbench.errors import DataError
 from zsbench.leaderboard import (
     REPORTED_TITLE,
+    Reported,
+    pages_of,
     leaderboard,
     load_reported,
     load_rows,
@@ -350,3 +352,13 @@ def test_shipped_reported_numbers_load_and_are_consistent():
     for r in rows:
         if r.u is not None and r.s is not None:  # H = 2us/(u+s), to the paper's rounding
             assert abs(2 * r.u * r.s / (r.u + r.s) - r.H) < 0.15, r
+
+
+def test_reported_numbers_join_the_one_page_measured_with_their_dataset_plugin():
+    rows = [{"dataset": "cub-subset", "dataset_plugin": "cub"}, {"dataset": "flo", "dataset_plugin": "flo"},
+            {"dataset": "flo[backbone=a]", "dataset_plugin": "flo"}]
+    cub, flo, other = (Reported("m", d, 1.0, 2.0, 3.0, None, "paper") for d in ("CUB", "flo", "awa2"))
+    pages = {p.title: p for p in pages_of(rows, [cub, flo, other])}
+    assert pages["cub-subset"].reported == [cub]  # no page named cub: the subset run's page
+    assert pages["flo"].reported == [flo] and pages["flo[backbone=a]"].reported == []  # the name wins
+    assert pages["awa2"].reported == [other] and not pages["awa2"].rows  # measured nowhere: own page

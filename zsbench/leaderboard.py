@@ -639,13 +639,20 @@ def repeated_seeds(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 def pages_of(rows: Sequence[dict[str, Any]], reported: Sequence[Reported],
              failures: Mapping[tuple[str, str], int] | None = None) -> list[DatasetPage]:
-    """One page per data set, in first-seen order; reported entries join the measured data set
-    whose name matches case-insensitively."""
+    """One page per data set, in first-seen order. Reported entries join the measured data set
+    whose name matches case-insensitively, else the one measured data set read by the dataset
+    plugin of that name (e.g. the literature's CUB numbers beside a run on a CUB subset, whose
+    page says it is a subset); else a page of their own."""
     pages: dict[str, DatasetPage] = {}
+    by_plugin: dict[str, set[str]] = {}
     for r in rows:
         pages.setdefault(slug(r["dataset"]), DatasetPage(r["dataset"])).rows.append(r)
+        by_plugin.setdefault(slug(r.get("dataset_plugin") or r["dataset"]), set()).add(slug(r["dataset"]))
     for entry in reported:
-        pages.setdefault(slug(entry.dataset), DatasetPage(entry.dataset)).reported.append(entry)
+        key = slug(entry.dataset)
+        if key not in pages and len(by_plugin.get(key, ())) == 1:
+            key = next(iter(by_plugin[key]))
+        pages.setdefault(key, DatasetPage(entry.dataset)).reported.append(entry)
     for (dataset, method), count in (failures or {}).items():
         pages.setdefault(slug(dataset), DatasetPage(dataset)).failures[method] = count
     return list(pages.values())
