@@ -17,6 +17,15 @@ import numpy as np
 import torch
 
 SPLIT_NAMES = ("trainval", "test_seen", "test_unseen", "train", "val")
+# Which side information a method entry is given (a spec's ``side_information`` key): "auto"
+# everything the data set has; "class-embeddings" its class embeddings only (e.g. attributes);
+# "caption-means" class means of per-image caption embeddings; "captions" the per-image texts only.
+SIDE_INFORMATION = ("auto", "class-embeddings", "caption-means", "captions")
+# Which images' captions may form a class's prototype (a dataset's ``prototype_captions``):
+# "stage" every image of the stage, scored ones included (the paper's convention, the only one
+# for unseen classes there); "unscored" no scored image: seen classes from their training images,
+# unseen classes from a seeded held-out part of their images, which are then not scored.
+PROTOTYPE_CAPTIONS = ("stage", "unscored")
 
 
 @attrs.frozen
@@ -52,6 +61,12 @@ class DatasetBundle:
     class_embeddings: np.ndarray | None = None  # (C, E) float32 class-level side information
     side_information: str = "class embeddings"  # said in the leaderboard
     source: str = ""  # where it was read from, for provenance
+    # (N, E) per image: the mean embedding of its captions by a frozen sentence encoder, from
+    # which the protocol builds class-mean caption embeddings out of the images a stage allows.
+    caption_embeddings: np.ndarray | None = None
+    caption_encoder: str | None = None  # the sentence encoder's name, said in the leaderboard
+    prototype_captions: str = "stage"  # one of PROTOTYPE_CAPTIONS
+    embeddings_info: str = ""  # what class_embeddings are, e.g. "class embeddings (att, 312-d)"
 
     @property
     def num_classes(self) -> int:
