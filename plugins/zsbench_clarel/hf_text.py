@@ -1,8 +1,9 @@
 """Sentences -> a local Hugging Face transformer, mean-pooled over tokens -> dropout -> linear.
 
-Frozen by default: then ``prepare`` runs the transformer once over every sentence and training
-only learns the projection, which keeps each step as cheap as the vector encoders. With
-``finetune`` the transformer trains too and ``prepare`` only tokenises.
+Frozen by default: then ``prepare`` embeds every sentence once (L2-normalised, in batches
+sorted by length) and keeps the result in the cache (``zsbench.data.sentence_embeddings``), so
+later fits read it from disk and training only learns the projection, at the vector encoders'
+speed. With ``finetune`` the transformer trains too and ``prepare`` only tokenises.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from zsbench.errors import DataError, UserError
+from zsbench.data import sentence_embeddings
+from zsbench.errors import UserError
 from zsbench.interfaces import EncoderContext
 from zsbench_clarel.encoders import TEXTS, Projection, check_probability
 
@@ -39,9 +41,10 @@ class HfTextEncoder(nn.Module):
         dropout: float,
         batch_size: int,
         device: torch.device,
+        folder: Path,
     ):
         super().__init__()
-        self.tokenizer, self.embed_dim, self.finetune = tokenizer, embed_dim, finetune
+        self.tokenizer, self.embed_dim, self.finetune, self.folder = tokenizer, embed_dim, finetune, folder
         self.max_length, self.batch_size, self.device = max_length, batch_size, device
         if finetune:
             self.transformer = transformer
@@ -65,13 +68,12 @@ class HfTextEncoder(nn.Module):
     def prepare(self, items: Sequence[str]) -> torch.Tensor | dict[str, torch.Tensor]:
         if self.finetune:
             return self._tokens(items)
-        chunks = []
-        with torch.no_grad():
-            for start in range(0, len(items), self.batch_size):
-                tokens = self._tokens(items[start : start + self.batch_size])
-                chunk = {k: v.to(self.device) for k, v in tokens.items()}
-                chunks.append(self._pooled(self._frozen, chunk).float().cpu())
-        return torch.cat(chunks) if chunks else torch.empty(0, self.projection[-1].in_features)
+
+        def make():
+            return sentence_embeddings.compute(self.tokenizer, self._frozen, items, max_length=self.max_length,
+                                               batch_size=self.batch_size, device=self.device)
+
+        return torch.from_numpy(sentence_embeddings.cached(self.folder, items, self.max_length, make))
 
     def forward(self, batch: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         pooled = self._pooled(self.transformer, batch) if self.finetune else batch
@@ -87,23 +89,15 @@ def build_hf_text(
     dropout: float = 0.25,
     batch_size: int = 256,
 ) -> HfTextEncoder:
-    """Sentences -> local Hugging Face model folder (mean pooling, frozen by default) -> linear."""
-    from transformers import AutoModel, AutoTokenizer
+    """Sentences -> local Hugging Face model (mean pooling, frozen by default) -> linear.
 
-    folder = Path(model_path).expanduser()
-    if not (folder / "config.json").is_file():
-        raise DataError(
-            folder,
-            "not a Hugging Face model folder (no config.json); give a local path, "
-            "the model hub is not used",
-        )
+    ``model_path``: a model folder, or a packaged model's name (``all-MiniLM-L6-v2``)."""
+    folder = sentence_embeddings.model_folder(model_path)
     if max_length < 1 or batch_size < 1:
         raise UserError("hf-text max_length and batch_size must be positive")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        transformer = AutoModel.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise DataError(folder, f"cannot load the model: {exc}") from exc
+    tokenizer, transformer = sentence_embeddings.load_encoder(folder)
+    if finetune:
+        transformer.train().requires_grad_(True)
     return HfTextEncoder(
         tokenizer,
         transformer,
@@ -113,4 +107,5 @@ def build_hf_text(
         dropout=check_probability("dropout", dropout),
         batch_size=batch_size,
         device=context.device,
+        folder=folder,
     )

@@ -87,20 +87,31 @@ def compute(tokenizer, model, sentences: Sequence[str], *, max_length: int = 64,
     return out
 
 
-def embed_sentences(name_or_path: str, sentences: Sequence[str], *, max_length: int = 64,
-                    device: torch.device | str = "cpu", cache_dir: Path | None = None) -> np.ndarray:
-    """Embeddings of ``sentences``, from the cache when this model embedded them before."""
-    folder = model_folder(name_or_path)
+def cached(folder: Path, sentences: Sequence[str], max_length: int, make, cache_dir: Path | None = None) -> np.ndarray:
+    """``make()``'s embeddings of ``sentences`` by the model in ``folder``, computed once: later
+    calls read them from ``<cache>/sentence-embeddings/<key>.npy``."""
     path = (cache_dir or cache_home() / "sentence-embeddings") / f"{cache_key(folder, sentences, max_length)}.npy"
     if path.is_file():
         return np.load(path)
-    tokenizer, model = load_encoder(folder)
-    embeddings = compute(tokenizer, model, sentences, max_length=max_length, device=device)
+    embeddings = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.tmp.npy")
     np.save(partial, embeddings)
     os.replace(partial, path)  # whole or absent: a killed run leaves no half file
     return embeddings
+
+
+def embed_sentences(name_or_path: str, sentences: Sequence[str], *, max_length: int = 64,
+                    device: torch.device | str = "cpu", cache_dir: Path | None = None) -> np.ndarray:
+    """Embeddings of ``sentences``, from the cache when this model embedded them before (the
+    model is loaded only on a miss)."""
+    folder = model_folder(name_or_path)
+
+    def make() -> np.ndarray:
+        tokenizer, model = load_encoder(folder)
+        return compute(tokenizer, model, sentences, max_length=max_length, device=device)
+
+    return cached(folder, sentences, max_length, make, cache_dir)
 
 
 def image_caption_embeddings(name_or_path: str, texts: Sequence[Sequence[str]], *,
