@@ -144,3 +144,27 @@ def test_a_run_never_shows_a_scorer_the_captions_of_what_it_scores(tmp_path):
         described = data.classes.embeddings if data.classes.embeddings.shape[1] == n else None
         if described is not None:
             assert not described[:, sorted(scored)].any()
+
+
+def test_spec_side_information_is_checked_and_keeps_old_run_keys(toy_registry):
+    from zsbench.errors import SpecError
+
+    base = {"name": "t", "datasets": [{"name": "toy"}], "methods": [{"name": "ls", "method": "least-squares"}]}
+    plain = parse_spec(base, "t.yaml", toy_registry).methods[0]
+    assert plain.side_information == "auto" and "side_information" not in plain.as_dict()
+    given = dict(base, methods=[{"name": "ls", "method": "least-squares", "side_information": "captions"}])
+    assert parse_spec(given, "t.yaml", toy_registry).methods[0].as_dict()["side_information"] == "captions"
+    bad = dict(base, methods=[{"name": "ls", "method": "least-squares", "side_information": "attributes"}])
+    with pytest.raises(SpecError, match=r"methods\[0\].side_information: expected one of auto"):
+        parse_spec(bad, "t.yaml", toy_registry)
+
+
+def test_a_root_may_name_the_data_home(monkeypatch, tmp_path):
+    from zsbench.paths import dataset_root
+
+    monkeypatch.setenv("ZSBENCH_DATA", str(tmp_path))
+    assert dataset_root("cub", "${ZSBENCH_DATA}/cub-subset") == tmp_path / "cub-subset"
+    assert dataset_root("cub", "$ZSBENCH_DATA/cub-subset") == tmp_path / "cub-subset"
+    monkeypatch.delenv("ZSBENCH_DATA")
+    monkeypatch.setenv("ZSBENCH_CACHE", str(tmp_path / "c"))
+    assert dataset_root("cub", "${ZSBENCH_DATA}/x") == tmp_path / "c" / "data" / "x"
