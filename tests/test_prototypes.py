@@ -168,3 +168,21 @@ def test_a_root_may_name_the_data_home(monkeypatch, tmp_path):
     monkeypatch.delenv("ZSBENCH_DATA")
     monkeypatch.setenv("ZSBENCH_CACHE", str(tmp_path / "c"))
     assert dataset_root("cub", "${ZSBENCH_DATA}/x") == tmp_path / "c" / "data" / "x"
+
+
+def test_the_cub_subset_spec_is_valid_and_complete():
+    """Every row of the claim is in it, each told its side information, on 5+ seeds."""
+    from pathlib import Path
+
+    from zsbench.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "benchmarks" / "cub-subset.yaml", zsbench.get_registry())
+    assert len(spec.seeds) >= 5 and len(spec.datasets) == 1
+    assert spec.datasets[0].options["prototype_captions"] == "unscored"
+    sides = {m.label: m.side_information for m in spec.methods}
+    assert sides["clarel-captions-cnn-lstm"] == sides["clarel-captions-minilm"] == "captions"
+    assert sides["clarel-caption-means"] == "caption-means" and sides["clarel-attributes"] == "class-embeddings"
+    for baseline in ("eszsl", "ale", "sje", "devise", "f-clswgan", "cada-vae"):
+        assert sides[f"{baseline}-attributes"] == "class-embeddings"
+        assert sides[f"{baseline}-caption-means"] == "caption-means"
+    assert all(len(m.calibrators) == 2 and m.calibrators[0].name == "none" for m in spec.methods)
