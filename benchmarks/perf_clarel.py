@@ -1,15 +1,19 @@
 """CLAREL training speed and memory: image-text pairs per second at the paper's batch of 32.
 
-Two modes, both through the public API (``get_registry().build("method", "clarel", ...)`` and
-``method.fit``): per-instance text (the default cnn-lstm sentence encoder on synthetic
-sentences, 10 per image) and class-level (1280-d image features, 1024-d class embeddings: FLO's
-shapes, the real FLO trainval set from ../shared/data/flo when present). Step times come from
+Modes, all through the public API (``get_registry().build("method", "clarel", ...)`` and
+``method.fit``): per-instance text on the real CUB captions of ../shared/data/cub-subset
+(trainval, 10 per image; synthetic sentences with ``--text-data synthetic`` or when absent) with
+the cnn-lstm sentence encoder at the paper's sizes averaging all of an image's sentences (the
+paper's) or 1 sampled per step, at a quarter of the width, and with a frozen, cached MiniLM
+(hf-text); and class-level (1280-d image features, 1024-d class embeddings: FLO's shapes, the
+real FLO trainval set from ../shared/data/flo when present). Step times come from
 the progress bar the trainer advances after every step, so a fit's setup and final prototype
 pass are not counted; a profiled fit then splits the step time into operator (aten) time and
 the rest (Python, autograd bookkeeping, dispatch).
 
     python benchmarks/perf_clarel.py [--device cpu|cuda] [--threads 1] [--fits 2]
-        [--text-steps 8] [--class-steps 200] [--profile-steps 20]
+        [--text-steps 8] [--class-steps 200] [--profile-steps 20] [--modes all]
+        [--text-data real|synthetic]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import attrs
@@ -47,6 +52,7 @@ class StepClock:
     def __init__(self, total: int, device: torch.device):
         self.total, self.device = total, device
         self.marks: list[float] = []
+        self.cpu_marks: list[float] = []  # this process's CPU time: robust on a shared machine
         self._range: record_function | None = None
 
     def __enter__(self) -> StepClock:
@@ -63,6 +69,7 @@ class StepClock:
             torch.cuda.synchronize(self.device)
         self._close()
         self.marks.append(time.perf_counter())
+        self.cpu_marks.append(time.process_time())
         if len(self.marks) <= self.total:  # another step follows
             self._range = record_function(STEP)
             self._range.__enter__()
@@ -75,6 +82,9 @@ class StepClock:
     def step_times(self) -> list[float]:
         """Seconds per step, without the first (warm-up) step."""
         return np.diff(self.marks)[1:].tolist()
+
+    def cpu_step_times(self) -> list[float]:
+        return np.diff(self.cpu_marks)[1:].tolist()
 
 
 @attrs.define
@@ -112,7 +122,7 @@ def sentences(rng: np.random.Generator, count: int, vocabulary: int = 5000) -> l
     return [" ".join(f"w{w}" for w in row[:k]) for row, k in zip(words, lengths, strict=True)]
 
 
-def text_mode() -> Mode:
+def synthetic_text_data() -> tuple[FitData, str]:
     """CUB-like: 40 seen + 10 unseen classes, 20 images each, 2048-d (ResNet-101-sized)
     features, 10 sentences per image; 10 sentences per class for the prototypes."""
     rng = np.random.default_rng(0)
@@ -131,7 +141,37 @@ def text_mode() -> Mode:
     )
     source = (f"synthetic: {n} images of {seen} seen classes, 2048-d features, {per_image} "
               "sentences of 10-30 tokens per image (5,000-word vocabulary)")
-    return Mode("per-instance text (cnn-lstm)", data, {"text_encoder": "cnn-lstm"}, source)
+    return data, source
+
+
+def text_data(kind: str) -> tuple[FitData, str]:
+    cub = SHARED_DATA / "cub-subset"
+    if kind == "synthetic" or not (cub / "efficientnet_lite0.mat").exists():
+        return synthetic_text_data()
+    bundle = get_registry().build("dataset", "cub", root=cub, features="efficientnet_lite0.mat", images=False)
+    data = fit_data(bundle, test_stage(bundle))
+    words = [len(s.split()) for group in data.texts for s in group]
+    source = (f"real CUB captions (cub-subset trainval): {len(data.labels)} images of "
+              f"{data.classes.num_seen} seen classes, 1280-d EfficientNet-Lite0 features, "
+              f"{len(words):,} captions of {np.mean(words):.1f} words on average")
+    return data, source
+
+
+PAPER, QUARTER = {"name": "cnn-lstm"}, {"name": "cnn-lstm", "filters": 64, "lstm_hidden": 128}
+MINILM = {"name": "hf-text", "model_path": "all-MiniLM-L6-v2"}
+TEXT_MODES = {  # name: (label, text encoder, texts_per_image)
+    "cnn-all": ("cnn-lstm, all sentences (the paper's)", PAPER, None),
+    "cnn-k1": ("cnn-lstm, 1 sampled sentence", PAPER, 1),
+    "cnn-quarter-k1": ("cnn-lstm at 1/4 width, 1 sampled sentence", QUARTER, 1),
+    "minilm-all": ("hf-text MiniLM (frozen, cached), all sentences", MINILM, None),
+}
+
+
+def text_mode(key: str, kind: str) -> Mode:
+    label, encoder, k = TEXT_MODES[key]
+    data, source = text_data(kind)
+    options = {"text_encoder": encoder} | ({"texts_per_image": k} if k else {})
+    return Mode(label, data, options, source)
 
 
 def class_mode() -> Mode:
@@ -246,6 +286,7 @@ class Result:
     before: int
     memory_how: str
     profile: Profile
+    cpu_step_s: float
     note: str = ""
 
 
@@ -262,9 +303,10 @@ def measure(build: Callable[[], Mode], steps: int, args: argparse.Namespace) -> 
         clocks += [fit(mode, steps + 1, device, cache) for _ in range(args.fits - 1)]
         prof = profile_steps(mode, min(args.profile_steps, steps), device, cache)
     times = [t for clock in clocks for t in clock.step_times()]
-    note = text_encoder_size(mode.data) if mode.data.texts is not None else ""
+    note = text_encoder_size(mode.data) if mode.options["text_encoder"] == PAPER else ""
+    cpu = statistics.median(t for clock in clocks for t in clock.cpu_step_times())
     return Result(mode.name, mode.source, steps, statistics.median(times),
-                  [statistics.median(c.step_times()) for c in clocks], peak, before, how, prof, note)
+                  [statistics.median(c.step_times()) for c in clocks], peak, before, how, prof, cpu, note)
 
 
 def _mib(n: float) -> str:
@@ -277,6 +319,7 @@ def report(results: list[Result], args: argparse.Namespace, device: torch.device
         spread = f"{min(r.fit_medians) * 1e3:,.1f}-{max(r.fit_medians) * 1e3:,.1f}"
         rows.append(
             f"| {r.name} | {r.steps} | {r.step_s * 1e3:,.1f} ms ({spread}) | {BATCH / r.step_s:,.0f} | "
+            f"{r.cpu_step_s * 1e3:,.1f} ms | {BATCH / r.cpu_step_s:,.0f} | "
             f"{_mib(r.peak)} (+{_mib(r.peak - r.before)}) | {r.profile.outside_share:.0%} |"
         )
         per_step = {k: v / r.profile.steps / 1e3 for k, v in r.profile.op_us.items()}
@@ -288,8 +331,8 @@ def report(results: list[Result], args: argparse.Namespace, device: torch.device
         )
     gpu_head, gpu_rule = (" | GPU kernel share", "|---:") if device.type == "cuda" else ("", "")
     threads = f"torch.set_num_threads({args.threads})" if args.threads else "torch's default CPU threads"
-    notes = "\n".join(f"- {r.name}: {r.source}." for r in results)
-    notes += "".join(f"\n- cnn-lstm text encoder (default options): {r.note}." for r in results if r.note)
+    notes = "\n".join(sorted({f"- data: {r.source}." for r in results}))
+    notes += "".join(sorted({f"\n- cnn-lstm text encoder (the paper's sizes): {r.note}." for r in results if r.note}))
     return f"""
 Batch {BATCH} (the paper's), {threads} (the runner's default is one per task), default CLAREL options otherwise (`amp` on: bf16 autocast on
 a GPU, nothing on CPU). Each mode runs in its own process. Step time: median over the steps of
@@ -301,8 +344,11 @@ the data already loaded).
 
 {notes}
 
-| mode | timed steps per fit | step time | pairs/s | peak memory | outside operators |
-|---|---:|---:|---:|---:|---:|
+CPU step: the process's CPU time per step (median), which a busy machine's waiting does not
+inflate; pairs per CPU second = 32 / CPU step.
+
+| mode | timed steps per fit | step time | pairs/s | CPU step | pairs per CPU s | peak memory | outside operators |
+|---|---:|---:|---:|---:|---:|---:|---:|
 {chr(10).join(rows)}
 
 Where a step's time goes, from `torch.profiler` over a separate fit (profiling slows the steps
@@ -325,19 +371,33 @@ def main() -> None:
                         help="timed steps per fit in text mode (default 8 on CPU, 100 on GPU)")
     parser.add_argument("--class-steps", type=int, default=200, help="timed steps per fit in class-level mode")
     parser.add_argument("--profile-steps", type=int, default=20, help="profiled steps (at most a fit's timed steps)")
+    parser.add_argument("--modes", default="all", help=f"comma-separated: {', '.join(TEXT_MODES)}, class")
+    parser.add_argument("--text-data", choices=("real", "synthetic"), default="real",
+                        help="real CUB captions (cub-subset) or synthetic sentences")
+    parser.add_argument("--fragment", default="clarel", help="docs/perf/<fragment>-<device>.md to write")
+    parser.add_argument("--no-write", action="store_true", help="print the figures only")
     args = parser.parse_args()
     device = torch.device(args.device)
     text_steps = args.text_steps or (100 if device.type == "cuda" else 8)
     os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # no "no GPU found" error lines from the profiler
     spawn = multiprocessing.get_context("spawn")
+    modes = [*TEXT_MODES, "class"] if args.modes == "all" else args.modes.split(",")
     results = []
-    for build, steps in ((text_mode, text_steps), (class_mode, args.class_steps)):
+    for key in modes:
+        build = class_mode if key == "class" else partial(text_mode, key, args.text_data)
+        steps = args.class_steps if key == "class" or key.startswith("minilm") else text_steps
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
             results.append(pool.submit(measure, build, steps, args).result())
+    if args.no_write:
+        print(report(results, args, device))
+        return
     command = f"python benchmarks/perf_clarel.py --device {device.type}"
-    if args.threads != 1:
-        command += f" --threads {args.threads}"
-    write_fragment("clarel", "CLAREL training", command, report(results, args, device), device)
+    for flag, value, default in (("--threads", args.threads, 1), ("--fits", args.fits, 2),
+                                 ("--profile-steps", args.profile_steps, 20), ("--modes", args.modes, "all"),
+                                 ("--text-data", args.text_data, "real"), ("--fragment", args.fragment, "clarel")):
+        if value != default:
+            command += f" {flag} {value}"
+    write_fragment(args.fragment, "CLAREL training", command, report(results, args, device), device)
 
 
 if __name__ == "__main__":

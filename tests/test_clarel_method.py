@@ -468,10 +468,11 @@ def test_training_steps_never_wait_for_the_device(tmp_path, texts, steps, monkey
     final report of the loss and its parts, however many steps there are (checked here on the
     CPU by the operators a step dispatches; on a GPU each would be a synchronisation)."""
     from zsbench_clarel.method import _Fit
-    from zsbench_clarel.text_cnn_lstm import MaskedBiLSTM
+    from zsbench_clarel.text_cnn_lstm import CnnLstmEncoder, MaskedBiLSTM
     from zsbench_clarel.trainer import train
 
     monkeypatch.setattr(MaskedBiLSTM, "pack_on_cpu", False)  # the GPU's way, here on the CPU
+    monkeypatch.setattr(CnnLstmEncoder, "trim_on_cpu", False)
     fit, _, _ = _problem(texts=texts)
     text_encoder = (
         {"name": "cnn-lstm", "word_dim": 4, "filters": 2, "lstm_hidden": 3}

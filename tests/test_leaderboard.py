@@ -17,10 +17,10 @@ from zsbench.errors import DataError
 from zsbench.leaderboard import (
     REPORTED_TITLE,
     Reported,
-    pages_of,
     leaderboard,
     load_reported,
     load_rows,
+    pages_of,
     slug,
     write_leaderboard,
 )

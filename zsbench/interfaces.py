@@ -16,6 +16,8 @@ import attrs
 import numpy as np
 import torch
 
+from zsbench.side_information import PROTOTYPE_CAPTIONS, SIDE_INFORMATION  # noqa: F401 - re-exported
+
 SPLIT_NAMES = ("trainval", "test_seen", "test_unseen", "train", "val")
 
 
@@ -54,6 +56,12 @@ class DatasetBundle:
     source: str = ""  # where it was read from, for provenance
     origins: dict[str, str] = attrs.field(factory=dict)  # field -> file it was read from, for errors
     files: tuple[Path, ...] = ()  # every file read, for the data identity of results (zsbench.identity)
+    # (N, E) per image: the mean embedding of its captions by a frozen sentence encoder, from
+    # which the protocol builds class-mean caption embeddings out of the images a stage allows.
+    caption_embeddings: np.ndarray | None = None
+    caption_encoder: str | None = None  # the sentence encoder's name, said in the leaderboard
+    prototype_captions: str = "stage"  # one of PROTOTYPE_CAPTIONS
+    embeddings_info: str = ""  # what class_embeddings are, e.g. "class embeddings (att, 312-d)"
 
     @property
     def num_classes(self) -> int:

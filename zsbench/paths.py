@@ -22,5 +22,12 @@ def data_home() -> Path:
 
 
 def dataset_root(dataset: str, root: str | os.PathLike | None = None) -> Path:
-    """A dataset's folder: its ``root`` option when given, else ``<data home>/<dataset>``."""
-    return Path(root).expanduser() if root else data_home() / dataset
+    """A dataset's folder: its ``root`` option when given, else ``<data home>/<dataset>``.
+
+    In ``root``, ``$ZSBENCH_DATA`` (or ``${ZSBENCH_DATA}``) is the data home even when the
+    variable is unset, so a spec can name ``${ZSBENCH_DATA}/cub-subset``; other variables and
+    ``~`` expand as in a shell."""
+    if not root:
+        return data_home() / dataset
+    text = os.fspath(root).replace("${ZSBENCH_DATA}", str(data_home())).replace("$ZSBENCH_DATA", str(data_home()))
+    return Path(os.path.expandvars(text)).expanduser()

@@ -194,7 +194,7 @@ def fit_and_score(task, registry, bundle, stage, point, device, cache_dir, show_
         seed=task.seed, device=device, cache_dir=cache_dir, stage=stage.name, show_progress=show_progress,
         evaluate=evaluate if stage.name == "validation" else None,
     )
-    scorer = method.fit(protocol.fit_data(bundle, stage), context)
+    scorer = method.fit(protocol.fit_data(bundle, stage, task.method.side_information), context)
     with torch.no_grad():
         scores = scorer.scores(inputs)
     if scores.values.shape != (len(labels), len(seen_mask)):
@@ -267,7 +267,7 @@ def execute(
     selection = select_on_validation(task, registry, bundle, device, cache_dir, show_progress, calibrators)
     points, chosen = selection.points, selection.chosen
     # 2. Refit on trainval once per chosen grid point; 3. evaluate on test once.
-    test_stage = protocol.test_stage(bundle)
+    test_stage = protocol.test_stage(bundle, task.seed)
     rows = []
     for i in sorted({index for _, index, _ in chosen.values()}):
         _, scores, labels, seen_mask = fit_and_score(task, registry, bundle, test_stage, points[i], device, cache_dir, show_progress, calibrators)
@@ -303,7 +303,7 @@ def execute(
                     calibration_param=param if calibrator is not None else None,
                     hyperparameters=points[i],
                     sweep=task.method.sweep,
-                    side_information=bundle.side_information,
+                    side_information=protocol.side_information(bundle, task.method.side_information),
                     features=bundle.feature_name or "raw images",
                     wall_time=0.0,
                     provenance=_provenance(task, registry, device),

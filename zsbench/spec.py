@@ -22,8 +22,9 @@ import yaml
 
 from zsbench.errors import PluginError, SpecError, UserError
 from zsbench.registry import PluginEntry, Registry
+from zsbench.side_information import SIDE_INFORMATION
 
-METHOD_KEYS = {"name", "method", "grid", "calibrators", "sweep"}
+METHOD_KEYS = {"name", "method", "grid", "calibrators", "sweep", "side_information"}
 DATASET_KEYS = {"name", "plugin", "root", "drop_nonfinite", "backbone"}
 TOP_KEYS = {"name", "description", "seeds", "device", "datasets", "methods"}
 NO_CALIBRATION = "none"
@@ -69,9 +70,10 @@ class MethodSpec:
     grid: dict[str, list[Any]]
     calibrators: tuple[CalibratorSpec, ...]
     sweep: dict[str, Any] = attrs.field(factory=dict)  # the swept setting(s) this entry stands for
+    side_information: str = "auto"  # which side information the method is given (SIDE_INFORMATION)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "label": self.label,
             "plugin": self.plugin,
             "options": self.options,
@@ -79,6 +81,9 @@ class MethodSpec:
             "calibrators": [attrs.asdict(c) for c in self.calibrators],
             "sweep": self.sweep,
         }
+        if self.side_information != "auto":  # absent when unset, so older run keys still hold
+            out["side_information"] = self.side_information
+        return out
 
     def grid_points(self) -> list[dict[str, Any]]:
         """The cartesian product of the grid as option-path -> value dicts ([{}] when none)."""
@@ -335,11 +340,14 @@ def _method(c: _Checker, raw: Any, key: str) -> list[MethodSpec]:
         for v in values:
             c.options(entry, c.set_path(options, path, v, f"{key}.grid.{path}"), key)
     calibrators = _calibrators(c, raw.get("calibrators"), f"{key}.calibrators")
+    side = raw.get("side_information", "auto")
+    if side not in SIDE_INFORMATION:
+        c.fail(f"{key}.side_information", f"expected one of {', '.join(SIDE_INFORMATION)}, got {side!r}")
     sweep = c.mapping(raw.get("sweep", {}), f"{key}.sweep")
     if len(sweep) > 1:
         c.fail(f"{key}.sweep", f"sweep one setting at a time (got {sorted(sweep)}); add another entry for another")
     if not sweep:
-        return [MethodSpec(label, entry.name, options, grid, calibrators)]
+        return [MethodSpec(label, entry.name, options, grid, calibrators, side_information=side)]
     (path, values), = sweep.items()
     c.nonempty_list(values, f"{key}.sweep.{path}")
     if path in grid:
@@ -348,7 +356,7 @@ def _method(c: _Checker, raw: Any, key: str) -> list[MethodSpec]:
     for v in values:
         swept = c.set_path(options, path, v, f"{key}.sweep.{path}")
         c.options(entry, swept, key)
-        out.append(MethodSpec(f"{label}[{path}={v}]", entry.name, swept, grid, calibrators, {path: v}))
+        out.append(MethodSpec(f"{label}[{path}={v}]", entry.name, swept, grid, calibrators, {path: v}, side))
     return out
 
 

@@ -1,8 +1,9 @@
 """Sentences -> a local Hugging Face transformer, mean-pooled over tokens -> dropout -> linear.
 
-Frozen by default: then ``prepare`` runs the transformer once over every sentence and training
-only learns the projection, which keeps each step as cheap as the vector encoders. With
-``finetune`` the transformer trains too and ``prepare`` only tokenises.
+Frozen by default: then ``prepare`` embeds every sentence once (L2-normalised, in batches
+sorted by length) and keeps the result in the cache (``zsbench.data.sentence_embeddings``), so
+later fits read it from disk and training only learns the projection, at the vector encoders'
+speed. With ``finetune`` the transformer trains too and ``prepare`` only tokenises.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zsbench.errors import DataError
+from zsbench.data import sentence_embeddings
 from zsbench.interfaces import EncoderContext
 from zsbench_clarel.encoders import TEXTS, Projection
 from zsbench_clarel.options import HfTextOptions
@@ -41,9 +42,10 @@ class HfTextEncoder(nn.Module):
         dropout: float,
         batch_size: int,
         device: torch.device,
+        folder: Path,
     ):
         super().__init__()
-        self.tokenizer, self.embed_dim, self.finetune = tokenizer, embed_dim, finetune
+        self.tokenizer, self.embed_dim, self.finetune, self.folder = tokenizer, embed_dim, finetune, folder
         self.max_length, self.batch_size, self.device = max_length, batch_size, device
         if finetune:
             self.transformer = transformer
@@ -67,13 +69,12 @@ class HfTextEncoder(nn.Module):
     def prepare(self, items: Sequence[str]) -> torch.Tensor | dict[str, torch.Tensor]:
         if self.finetune:
             return self._tokens(items)
-        chunks = []
-        with torch.no_grad():
-            for start in range(0, len(items), self.batch_size):
-                tokens = self._tokens(items[start : start + self.batch_size])
-                chunk = {k: v.to(self.device) for k, v in tokens.items()}
-                chunks.append(self._pooled(self._frozen, chunk).float().cpu())
-        return torch.cat(chunks) if chunks else torch.empty(0, self.projection[-1].in_features)
+
+        def make():
+            return sentence_embeddings.compute(self.tokenizer, self._frozen, items, max_length=self.max_length,
+                                               batch_size=self.batch_size, device=self.device)
+
+        return torch.from_numpy(sentence_embeddings.cached(self.folder, items, self.max_length, make))
 
     def forward(self, batch: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         pooled = self._pooled(self.transformer, batch) if self.finetune else batch
@@ -81,22 +82,14 @@ class HfTextEncoder(nn.Module):
 
 
 def build_hf_text(context: EncoderContext, **options: Any) -> HfTextEncoder:
-    """Sentences -> local Hugging Face model folder (mean pooling, frozen by default) -> linear."""
-    from transformers import AutoModel, AutoTokenizer
+    """Sentences -> local Hugging Face model (mean pooling, frozen by default) -> linear.
 
+    ``model_path``: a model folder, or a packaged model's name (``all-MiniLM-L6-v2``)."""
     o = HfTextOptions(**options)
-    folder = Path(o.model_path).expanduser()
-    if not (folder / "config.json").is_file():
-        raise DataError(
-            folder,
-            "not a Hugging Face model folder (no config.json); give a local path, "
-            "the model hub is not used",
-        )
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        transformer = AutoModel.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise DataError(folder, f"cannot load the model: {exc}") from exc
+    folder = sentence_embeddings.model_folder(o.model_path)
+    tokenizer, transformer = sentence_embeddings.load_encoder(folder)
+    if o.finetune:
+        transformer.train().requires_grad_(True)
     return HfTextEncoder(
         tokenizer,
         transformer,
@@ -106,4 +99,5 @@ def build_hf_text(context: EncoderContext, **options: Any) -> HfTextEncoder:
         dropout=o.dropout,
         batch_size=o.batch_size,
         device=context.device,
+        folder=folder,
     )

@@ -59,6 +59,7 @@ _NOT_TRAINING = frozenset(
         "texts_per_prototype",
         "eval_every",
         "progress_every",
+        "bucket_prototypes",
     }
 )
 
@@ -177,6 +178,7 @@ class ClarelMethod:
     texts_per_prototype: int | None
     checkpoint_dir: str | None
     eval_batch_size: int = 1024
+    bucket_prototypes: bool = True
 
     def fit(self, data: FitData, context: RunContext) -> ClarelScorer:
         devices = [context.device] if context.device.type == "cuda" else []
@@ -336,6 +338,9 @@ class _Fit:
                 for t in per_class
             ]
         flat, owner = _flatten(per_class)
+        if self.method.bucket_prototypes:  # similar lengths share a chunk: little padding
+            order = np.argsort([len(t) for t in flat], kind="stable")
+            flat, owner = [flat[i] for i in order], owner[order]
         prepared = prepare_once(self.text_encoder, flat)
         owner = torch.as_tensor(owner, device=self.device)
         sums = torch.zeros(len(classes), self.method.embed_dim, device=self.device)
@@ -408,8 +413,10 @@ def build_clarel(**options: Any) -> ClarelMethod:
     ``image_encoder`` / ``text_encoder`` / ``loss`` name registered plugins with their options,
     e.g. ``{"name": "cnn-lstm", "word_vectors": "GoogleNews-vectors-negative300.bin"}``; the text
     encoder ``auto-text`` (default) is ``cnn-lstm`` when the data set has per-image sentences,
-    else ``class-projection``. Defaults (``ClarelOptions``) are the authors' (150,001 steps);
-    ``lr_decay_steps`` defaults to three 10x decays at 1/2, 3/4 and 7/8 of training.
+    else ``class-projection``. Defaults (``ClarelOptions``) are the authors' (150,001 steps); ``lr_decay_steps`` defaults
+    to three 10x decays at 1/2, 3/4 and 7/8 of training. ``texts_per_image``: sentences of an
+    image averaged per step (null: all, the paper's). ``bucket_prototypes``: embed the prototype
+    sentences sorted by length, so each chunk pads little (the encoder trims to its longest).
     """
     o = ClarelOptions(**options)
     config = TrainConfig(
@@ -437,4 +444,5 @@ def build_clarel(**options: Any) -> ClarelMethod:
         texts_per_prototype=o.texts_per_prototype,
         checkpoint_dir=o.checkpoint_dir,
         eval_batch_size=o.eval_batch_size,
+        bucket_prototypes=o.bucket_prototypes,
     )

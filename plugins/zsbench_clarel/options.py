@@ -82,7 +82,7 @@ class CnnLstmOptions:
 class HfTextOptions:
     """Sentences -> local Hugging Face model folder (mean pooling, frozen by default) -> linear."""
 
-    model_path: str = option(doc="the local model folder (with `config.json`; the hub is never contacted)")
+    model_path: str = option(doc="a local model folder (with `config.json`; the hub is never contacted), or a packaged model's name (`all-MiniLM-L6-v2`)")
     max_length: int = option(64, positive_int, doc="tokens per sentence")
     finetune: bool = option(False, doc="train the transformer too")
     dropout: float = option(0.25, probability, doc="dropout before the projection")
@@ -198,6 +198,7 @@ class ClarelOptions:
     checkpoint_dir: str | None = option(None, doc="where checkpoints go; null: the run's cache folder")
     amp: bool = option(True, doc="mixed precision on CUDA")
     eval_batch_size: int = option(1024, positive_int, doc="images per batch when scoring")
+    bucket_prototypes: bool = option(True, doc="embed prototype sentences sorted by length, so each chunk pads little")
 
 
 ENCODERS = (FeatureProjectionOptions, ClassProjectionOptions, CnnLstmOptions, TimmBackboneOptions,

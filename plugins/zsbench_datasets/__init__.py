@@ -16,6 +16,7 @@ import attrs
 
 import zsbench
 from zsbench import ge, integer, one_of, option
+from zsbench.side_information import PROTOTYPE_CAPTIONS
 
 Text = Literal["auto", "instance", "none"]
 TEXT_DOC = "per-image sentences: `auto` (`text_c10/` when present), `instance` (required) or `none`"
@@ -25,13 +26,30 @@ text_option = option("auto", one_of("auto", "instance", "none"), doc=TEXT_DOC)
 @zsbench.component("dataset", "cub", build="zsbench_datasets.builders:build_cub")
 @attrs.frozen
 class CubOptions:
-    """CUB-200-2011 (Xian et al. GZSL split, 150 seen / 50 unseen birds), Reed et al. texts."""
+    """CUB-200-2011 (Xian et al. GZSL split, 150 seen / 50 unseen birds), Reed et al. texts.
+
+    Any subset of CUB's classes in the same layout works too (e.g. ``cub-subset``: 10 classes,
+    3 unseen, with its own split file): class ids follow the split file.
+    """
 
     features: str = option("res101.mat", doc="the feature file")
     splits: str = option("auto", doc="`auto`: `sent_splits.mat` (class sentence embeddings) when present, "
                                      "else `att_splits.mat` (312 attributes); or a file name")
     text: Text = text_option
     images: bool = option(True, doc="attach `CUB_200_2011/images` paths when that folder is there")
+    attributes: str = option("split-file", one_of("split-file", "cub-file"),
+                             doc="`split-file`: the split file's `att`; `cub-file`: CUB's "
+                                 "`class_attribute_labels_continuous.txt`, L2-normalised per class as xlsa17's `att`")
+    caption_encoder: str | None = option(None, doc="a frozen sentence encoder (`all-MiniLM-L6-v2` or a local model folder) "
+                                             "whose per-image caption embeddings give class-mean caption embeddings "
+                                             "(a method's `side_information: caption-means`)")
+    prototype_captions: str = option("stage", one_of(*PROTOTYPE_CAPTIONS),
+                                     doc="`stage` (the paper's: every image of a stage describes its class) or "
+                                         "`unscored` (no scored image's captions describe a class)")
+
+    def __attrs_post_init__(self) -> None:
+        if self.caption_encoder is not None and self.text == "none":
+            raise zsbench.OptionError("caption_encoder embeds the per-image captions, which text: none drops")
 
 
 @zsbench.component("dataset", "flo", build="zsbench_datasets.builders:build_flo")

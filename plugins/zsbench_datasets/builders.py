@@ -12,7 +12,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from zsbench.data.bundle import load_xlsa17_bundle
+from zsbench.data.class_attributes import read_class_attributes
 from zsbench.data.raw_images import (
     check_oxford_root,
     cub_layout,
@@ -20,7 +23,9 @@ from zsbench.data.raw_images import (
     has_raw_images,
     oxford_layout,
 )
+from zsbench.data.sentence_embeddings import image_caption_embeddings
 from zsbench.data.synthetic import variant_name, write_synthetic
+from zsbench.errors import DataError
 from zsbench.interfaces import DatasetBundle
 from zsbench_datasets import CubOptions, FloOptions, SyntheticOptions, Xlsa17Options
 
@@ -31,8 +36,20 @@ def build_cub(root: Path, **options: Any) -> DatasetBundle:
     splits = o.splits
     if splits == "auto":
         splits = "sent_splits.mat" if (Path(root) / "sent_splits.mat").is_file() else "att_splits.mat"
-    return load_xlsa17_bundle("cub", root, features=o.features, splits=splits, text=o.text,
-                              images=o.images, raw_layout=cub_layout)
+    bundle = load_xlsa17_bundle("cub", root, features=o.features, splits=splits, text=o.text,
+                                images=o.images, raw_layout=cub_layout)
+    changes: dict[str, Any] = {"prototype_captions": o.prototype_captions}
+    if o.attributes == "cub-file":
+        att = read_class_attributes(Path(root), bundle.class_names)
+        info = f"class embeddings (CUB attributes file, {att.shape[1]}-d)"
+        changes.update(class_embeddings=att, embeddings_info=info,
+                       side_information=bundle.side_information.replace(bundle.embeddings_info, info))
+    if o.caption_encoder is not None:
+        if bundle.texts is None:
+            raise DataError(Path(root) / "text_c10", "caption_encoder needs the per-image captions")
+        changes.update(caption_embeddings=image_caption_embeddings(o.caption_encoder, bundle.texts),
+                       caption_encoder=o.caption_encoder)
+    return attrs.evolve(bundle, **changes)
 
 
 def build_flo(root: Path, **options: Any) -> DatasetBundle:

@@ -30,6 +30,7 @@ from zsbench.interfaces import DatasetBundle
 
 TEXT_MODES = ("auto", "instance", "none")
 TEXT_FOLDER = "text_c10"
+TEXT_FORMAT = "cleaned-v2"  # in the table's cache key: bump when reading texts changes
 
 
 def load_xlsa17_bundle(
@@ -75,7 +76,8 @@ def load_xlsa17_bundle(
         labels = _labels_by_name(labels, raw.class_names, class_names)
     image_files = _image_files(table, raw, feature_path if has_features else None)
     embeddings = split_file.class_embeddings
-    side = [f"class embeddings ({split_path.stem.split('_')[0]}, {embeddings.shape[1]}-d)"]
+    embeddings_info = f"class embeddings ({split_path.stem.split('_')[0]}, {embeddings.shape[1]}-d)"
+    side = [embeddings_info]
     if use_text:
         side.insert(0, f"per-image text ({TEXT_FOLDER})")
     return DatasetBundle(
@@ -89,6 +91,7 @@ def load_xlsa17_bundle(
         texts=cache.read_column(table, "texts") if use_text else None,
         class_embeddings=embeddings,
         side_information=" + ".join(side),
+        embeddings_info=embeddings_info,
         source=f"{root} ({', '.join(p.name for p in (feature_path, split_path, text_dir) if p.exists())})",
         origins={"features": str(feature_path), "class_embeddings": f"{split_path}: `att`"},
         files=_files_read(feature_path, split_path, text_dir if use_text else None, raw, image_files),
@@ -114,7 +117,8 @@ def _instance_table(feature_path: Path, raw: RawImages | None, text_dir: Path | 
     sources = [feature_path] if feature_path.is_file() else list(raw.sources)
     if text_dir is not None:
         sources.append(text_dir)
-    key = cache.source_key(sources, texts=text_dir is not None, raw=raw is not None)
+    key = cache.source_key(sources, texts=TEXT_FORMAT if text_dir is not None else False,
+                           raw=raw is not None)
 
     def build() -> dict[str, pa.Array]:
         if feature_path.is_file():

@@ -3,6 +3,10 @@
 One description per line (10 per image in the official archives). A text file belongs to the
 image with the same file stem, wherever the feature file says the image lives; class folders
 are named like ``001.Black_footed_Albatross`` (CUB) or ``class_00001`` (Oxford flowers).
+
+The released CUB captions are lower case with their typos, which are kept. Some separate their
+words with U+FFFD replacement characters (bytes that an earlier re-encoding lost, 182 in classes
+001-010): those, and any run of whitespace, read as one space. Blank lines are skipped.
 """
 
 from __future__ import annotations
@@ -17,6 +21,12 @@ import numpy as np
 from zsbench.errors import DataError
 
 _FOLDER_NUMBER = re.compile(r"^(?:class_)?(\d+)(?:\.|$)")
+_SEPARATORS = re.compile(r"[\s\ufffd]+")
+
+
+def clean_line(line: str) -> str:
+    """A description with replacement characters and whitespace runs as single spaces, trimmed."""
+    return _SEPARATORS.sub(" ", line).strip()
 
 
 def class_folder_label(folder: str, class_names: Sequence[str] | None = None) -> int | None:
@@ -85,7 +95,7 @@ def read_texts(
 
 
 def _read_lines(path: Path) -> list[str]:
-    lines = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    lines = [clean_line(line) for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
     lines = [line for line in lines if line]
     if not lines:
         raise DataError(path, "is empty: expected one description per line")
