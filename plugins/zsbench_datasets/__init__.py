@@ -40,7 +40,7 @@ class CubOptions:
     attributes: str = option("split-file", one_of("split-file", "cub-file"),
                              doc="`split-file`: the split file's `att`; `cub-file`: CUB's "
                                  "`class_attribute_labels_continuous.txt`, L2-normalised per class as xlsa17's `att`")
-    caption_encoder: str | None = option(None, doc="a frozen sentence encoder (`all-MiniLM-L6-v2` or a local model folder) "
+    caption_model: str | None = option(None, doc="a frozen sentence model (`all-MiniLM-L6-v2` or a local model folder) "
                                              "whose per-image caption embeddings give class-mean caption embeddings "
                                              "(a method's `side_information: caption-means`)")
     prototype_captions: str = option("stage", one_of(*PROTOTYPE_CAPTIONS),
@@ -48,8 +48,8 @@ class CubOptions:
                                          "`unscored` (no scored image's captions describe a class)")
 
     def __attrs_post_init__(self) -> None:
-        if self.caption_encoder is not None and self.text == "none":
-            raise zsbench.OptionError("caption_encoder embeds the per-image captions, which text: none drops")
+        if self.caption_model is not None and self.text == "none":
+            raise zsbench.OptionError("caption_model embeds the per-image captions, which text: none drops")
 
 
 @zsbench.component("dataset", "flo", build="zsbench_datasets.builders:build_flo")

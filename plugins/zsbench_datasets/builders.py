@@ -44,11 +44,11 @@ def build_cub(root: Path, **options: Any) -> DatasetBundle:
         info = f"class embeddings (CUB attributes file, {att.shape[1]}-d)"
         changes.update(class_embeddings=att, embeddings_info=info,
                        side_information=bundle.side_information.replace(bundle.embeddings_info, info))
-    if o.caption_encoder is not None:
+    if o.caption_model is not None:
         if bundle.texts is None:
-            raise DataError(Path(root) / "text_c10", "caption_encoder needs the per-image captions")
-        changes.update(caption_embeddings=image_caption_embeddings(o.caption_encoder, bundle.texts),
-                       caption_encoder=o.caption_encoder)
+            raise DataError(Path(root) / "text_c10", "caption_model needs the per-image captions")
+        changes.update(caption_embeddings=image_caption_embeddings(o.caption_model, bundle.texts),
+                       caption_encoder=o.caption_model)
     return attrs.evolve(bundle, **changes)
 
 
