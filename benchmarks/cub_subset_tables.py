@@ -1,14 +1,14 @@
-"""The tables of docs/cub-subset.md from results databases: per row (mean ± 95% CI over seeds)
-and per-image minus class-level rows paired by seed.
+"""The tables of docs/cub-subset.md from results databases or exported rows: per row (mean ±
+95% CI over seeds) and per-image minus class-level rows paired by seed.
 
-    python benchmarks/cub_subset_tables.py cub-subset.sqlite [more.sqlite ...]
+    python benchmarks/cub_subset_tables.py docs/leaderboard/results/cub-subset.jsonl
 """
 
 from __future__ import annotations
 
 import sys
 
-from zsbench.store import ResultStore
+from zsbench.leaderboard import load_rows
 from zsbench.summary import Estimate, summarize
 
 PAIRS = [("clarel-captions-minilm", "clarel-caption-means"), ("clarel-captions-cnn-lstm", "clarel-caption-means"),
@@ -17,9 +17,8 @@ PAIRS = [("clarel-captions-minilm", "clarel-caption-means"), ("clarel-captions-c
 
 def main() -> None:
     rows = []
-    for db in sys.argv[1:]:
-        with ResultStore(db) as store:
-            rows += store.rows()
+    for path in sys.argv[1:]:
+        rows += load_rows(path)
     print("| row | calibration | side information | u | s | H | ZSL | seeds |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for r in summarize(rows):
