@@ -144,8 +144,9 @@ def main() -> None:
         "around the subprocess (the run: to the wall-clock stamp of its first fit). "
         "`validate` checks benchmarks/demo.yaml.\n\n" + "\n".join(lines)
     )
-    command = "python benchmarks/perf_startup.py" + (" --baseline DIR` (DIR: `git worktree add DIR <commit>`)"
-                                                     if args.baseline else "")
+    command = f"python benchmarks/perf_startup.py --repeats {args.repeats}"
+    if args.baseline:  # the fragment wraps the command in backticks: this closes the second span
+        command += f" --baseline DIR`, DIR being made by `git worktree add DIR {list(results)[1][8:-1]}"
     write_fragment("startup", "CLI start-up", command, body, torch.device("cpu"))
 
 

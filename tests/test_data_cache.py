@@ -4,6 +4,8 @@ half-written entry."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zsbench.data import cache
 
@@ -104,3 +108,35 @@ def test_read_matrix_over_chunks(chunks):
     parts = np.array_split(values, chunks)
     table = pa.Table.from_batches([pa.record_batch({"features": cache.matrix_column(p)}) for p in parts])
     np.testing.assert_array_equal(cache.read_matrix(table, "features"), values)
+
+
+@settings(max_examples=60, deadline=None)
+@given(dtype=st.sampled_from(["int8", "int32", "int64", "uint16", "float16", "float32", "float64"]),
+       n=st.integers(0, 40), start=st.integers(0, 10), width=st.integers(1, 4))
+def test_columns_read_from_buffers_match_pyarrow(dtype, n, start, width):
+    """Cached columns are read from their data buffers: any numeric type, slices with an offset."""
+    values = np.arange(n * width).astype(dtype).reshape(n, width)
+    table = pa.table({"features": cache.matrix_column(values), "label": pa.array(values[:, 0])})
+    sliced = table.slice(min(start, n))
+    np.testing.assert_array_equal(cache.read_matrix(sliced, "features"), values[min(start, n):])
+    got = cache.read_column(sliced, "label")
+    assert got.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(got, values[min(start, n):, 0])
+
+
+def test_a_column_with_missing_values_is_refused():
+    with pytest.raises(ValueError, match="missing values"):
+        cache.read_column(pa.table({"label": pa.array([1, None, 3])}), "label")
+
+
+def test_reading_a_cached_table_does_not_import_pandas(tmp_path):
+    """pyarrow's to_numpy imports pandas, a few tenths of a second of every run's start-up."""
+    (tmp_path / "src.mat").write_bytes(b"x")
+    key = cache.source_key([tmp_path / "src.mat"])
+    cache.cached_table(key, _columns([]))
+    code = (f"import sys; from zsbench.data import cache; t = cache.cached_table({key!r}, None); "
+            "cache.read_matrix(t, 'features'); cache.read_column(t, 'label'); cache.read_column(t, 'texts'); "
+            "print('pandas' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "ZSBENCH_CACHE": str(cache.cache_home())})
+    assert done.stdout.strip() == "False"

@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 import numpy as np
-from scipy import stats
+from scipy import special  # not scipy.stats: the same quantile, without 0.15 s of import
 
 METRICS = ("u", "s", "H", "zsl")
 # Reported from the test scores only (never used to choose anything); absent from older rows.
@@ -27,7 +27,7 @@ class Estimate:
         v = np.asarray(list(values), dtype=float) * 100
         if len(v) < 2:
             return cls(float(v.mean()) if len(v) else float("nan"), float("nan"), len(v))
-        half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+        half = special.stdtrit(len(v) - 1, 0.975) * v.std(ddof=1) / np.sqrt(len(v))
         return cls(float(v.mean()), float(half), len(v))
 
     def __str__(self) -> str:
