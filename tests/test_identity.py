@@ -13,6 +13,7 @@ from toy_plugin import toy_bundle
 
 from zsbench import identity
 from zsbench.cli import main
+from zsbench.errors import DataError
 from zsbench.export import export_rows, read_jsonl_rows
 from zsbench.registry import Registry
 from zsbench.runner import LocalBackend, run_spec
@@ -141,6 +142,29 @@ def test_export_and_read_back_jsonl(tmp_path, toy_registry):
     first = path.read_bytes()
     export_rows(list(reversed(rows)), tmp_path / "out")
     assert path.read_bytes() == first  # same rows, same bytes
+
+
+def test_exported_rows_list_their_data_files_once(toy_registry, tmp_path):
+    """The file lists go to one manifest beside the rows; read back, each row is whole again, and a
+    data file edited afterwards is still seen as a change."""
+    spec = {"name": "syn", "seeds": 2,
+            "datasets": [{"name": "syn", "plugin": "synthetic", "root": str(tmp_path / "data"), "num_classes": 12,
+                          "per_class": 10, "images": False}],
+            "methods": [{"name": "eszsl", "grid": {"gamma": [1.0], "lam": [1.0]}}]}
+    _, _, rows = _run(toy_registry, tmp_path / "r.sqlite", spec)
+    rows = [{k: v for k, v in r.items() if k != "id"} | {"curves": {}} for r in rows]
+    assert len(rows) == 2 and len(rows[0]["provenance"]["data"]["files"]) > 10
+    (path,) = export_rows(rows, tmp_path / "out")
+    manifest = json.loads((tmp_path / "out" / "syn.files.json").read_text())
+    assert len(manifest) == 1 and '"sha256"' not in path.read_text()  # one list, no row repeats it
+    back = read_jsonl_rows(path)
+    assert back == sorted(rows, key=lambda r: r["seed"])
+    text = next(Path(f["path"]) for f in back[0]["provenance"]["data"]["files"] if f["path"].endswith(".txt"))
+    text.write_text(text.read_text() + "a new sentence\n")
+    assert identity.stale_reasons(back[1], toy_registry) == [f"{text.resolve()} changed"]
+    (tmp_path / "out" / "syn.files.json").unlink()
+    with pytest.raises(DataError, match="syn.files.json.*missing: syn.jsonl line 1"):
+        read_jsonl_rows(tmp_path / "out")
 
 
 def test_leaderboard_flags_or_refuses_stale_rows(tmp_path, monkeypatch, capsys):

@@ -3,10 +3,17 @@
 ``zsbench export`` writes one ``<dataset>.jsonl`` per data set, one row per line (each run's
 rows with their full provenance and curves), sorted so that the same rows always give the same
 bytes; ``zsbench leaderboard --results`` reads such a file or folder as it reads a database.
+
+A row's data identity lists every file its data set read (path, size, SHA-256): for the CUB
+subset that is 5,973 files, the same for every row. So the lists are written once, to
+``<dataset>.files.json`` beside the rows (a manifest: digest -> list), and each row keeps only the
+digest (``files_manifest``); reading the rows puts the lists back, so a row read from the files
+is the row that was stored.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -18,6 +25,27 @@ from zsbench.errors import DataError, UserError
 
 # Database bookkeeping, not results: differs between two databases holding the same rows.
 DROPPED = ("id",)
+MANIFEST_SUFFIX = ".files.json"
+
+
+def manifest_path(rows_file: Path) -> Path:
+    """``<dataset>.files.json`` beside ``<dataset>.jsonl``."""
+    return rows_file.with_suffix(MANIFEST_SUFFIX)
+
+
+def _files_digest(files: list[Any]) -> str:
+    return hashlib.sha256(json.dumps(files, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def _with_manifest(row: dict[str, Any], manifest: dict[str, list[Any]]) -> dict[str, Any]:
+    """``row`` with its data file list moved into ``manifest`` (a new row; ``row`` is unchanged)."""
+    data = (row.get("provenance") or {}).get("data")
+    if not isinstance(data, dict) or "files" not in data:
+        return row
+    digest = _files_digest(data["files"])
+    manifest[digest] = data["files"]
+    compact = {k: v for k, v in data.items() if k != "files"} | {"files_manifest": digest}
+    return {**row, "provenance": {**row["provenance"], "data": compact}}
 
 
 def _order(row: Mapping[str, Any]) -> tuple:
@@ -37,8 +65,13 @@ def export_rows(rows: Iterable[Mapping[str, Any]], out_dir: str | Path) -> list[
     written = []
     for name, group in sorted(by_file.items()):
         path = out_dir / f"{name}.jsonl"
-        lines = [json.dumps(r, sort_keys=True, separators=(",", ":")) for r in sorted(group, key=_order)]
-        path.write_text("\n".join(lines) + "\n")
+        manifest: dict[str, list[Any]] = {}
+        compact = [_with_manifest(r, manifest) for r in sorted(group, key=_order)]
+        path.write_text("".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in compact))
+        if manifest:
+            manifest_path(path).write_text(json.dumps(manifest, sort_keys=True, indent=1) + "\n")
+        else:
+            manifest_path(path).unlink(missing_ok=True)
         written.append(path)
     return written
 
@@ -50,6 +83,7 @@ def read_jsonl_rows(path: str | Path) -> list[dict[str, Any]]:
     if not files:
         raise UserError(f"{path}: no *.jsonl result files in this folder")
     rows = []
+    manifests: dict[Path, dict] = {}
     for file in files:
         try:
             text = file.read_text()
@@ -64,8 +98,28 @@ def read_jsonl_rows(path: str | Path) -> list[dict[str, Any]]:
                 raise DataError(file, f"line {n}: not a JSON result row ({exc})") from None
             if not isinstance(row, dict) or "run_key" not in row:
                 raise DataError(file, f"line {n}: expected a result row (a JSON object with run_key)")
-            rows.append(row)
+            rows.append(_expand_manifest(row, file, n, manifests))
     return rows
+
+
+def _expand_manifest(row: dict[str, Any], file: Path, line: int, manifests: dict[Path, dict]) -> dict[str, Any]:
+    """``row`` with its data file list read back from the manifest beside ``file``."""
+    data = (row.get("provenance") or {}).get("data")
+    if not isinstance(data, dict) or "files_manifest" not in data:
+        return row
+    where = manifest_path(file)
+    if where not in manifests:
+        try:
+            manifests[where] = json.loads(where.read_text())
+        except FileNotFoundError:
+            raise DataError(where, f"missing: {file.name} line {line} lists its data files there") from None
+        except (OSError, ValueError) as exc:
+            raise DataError(where, f"cannot read the data file manifest: {exc}") from None
+    digest = data["files_manifest"]
+    if digest not in manifests[where]:
+        raise DataError(where, f"no entry {digest!r} (the data files of {file.name} line {line})")
+    data = {k: v for k, v in data.items() if k != "files_manifest"} | {"files": manifests[where][digest]}
+    return {**row, "provenance": {**row["provenance"], "data": data}}
 
 
 def is_jsonl(path: str | Path) -> bool:
