@@ -9,6 +9,8 @@ import attrs
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from host_reads import HostReads
 from safetensors import safe_open
 from zsbench_clarel.encoders import build_feature_projection
@@ -430,7 +432,7 @@ def test_class_projection_standardises_with_seen_class_statistics_only():
     seen = np.array([[1.0, 10.0], [3.0, 14.0]], dtype=np.float32)
     encoder = build_class_projection(EncoderContext("text", 4, 2, training_vectors=seen))
     torch.testing.assert_close(encoder.mean, torch.tensor([2.0, 12.0]))
-    torch.testing.assert_close(encoder.scale, torch.tensor([1.0, 2.0]) + 1e-6)
+    torch.testing.assert_close(encoder.scale, torch.tensor([1.0, 2.0]))
     # an unseen class embedding is transformed with those statistics, never contributing to them
     unseen = encoder.prepare([[2.0, 12.0]])
     expected = encoder.projection(torch.zeros(1, 2))
@@ -439,6 +441,23 @@ def test_class_projection_standardises_with_seen_class_statistics_only():
     assert torch.equal(plain.mean, torch.zeros(2))
     with pytest.raises(zsbench.UserError, match="standardize needs the training inputs"):
         build_class_projection(EncoderContext("text", 4, 2))
+
+
+@settings(max_examples=40, deadline=None)
+@given(constant=st.floats(0.0, 100.0), offset=st.floats(-1.0, 1.0), seen=st.integers(2, 8))
+def test_a_dimension_constant_on_the_seen_classes_is_centred_not_scaled(constant, offset, seen):
+    """Few seen classes leave attributes constant (7 CUB classes: 58 of 312); an unseen class
+    differing there must stay near, not be divided by a zero deviation."""
+    from zsbench_clarel.encoders import build_class_projection
+
+    from zsbench.interfaces import EncoderContext
+
+    rows = np.column_stack([np.full(seen, constant), np.arange(seen)]).astype(np.float32)
+    encoder = build_class_projection(EncoderContext("text", 4, 2, training_vectors=rows))
+    assert encoder.scale[0] == 1.0 and encoder.scale[1] > 0.1
+    unseen = torch.tensor([[constant + offset, 0.0]])
+    standardized = (unseen - encoder.mean) / encoder.scale
+    assert abs(float(standardized[0, 0]) - offset) < 1e-3 * max(1.0, constant)
 
 
 def test_image_text_embedding_over_ragged_rows_uses_only_each_images_own_sentences(tmp_path):
@@ -472,7 +491,7 @@ def test_training_steps_never_wait_for_the_device(tmp_path, texts, steps, monkey
     from zsbench_clarel.trainer import train
 
     monkeypatch.setattr(MaskedBiLSTM, "pack_on_cpu", False)  # the GPU's way, here on the CPU
-    monkeypatch.setattr(CnnLstmEncoder, "trim_on_cpu", False)
+    monkeypatch.setattr(CnnLstmEncoder, "pack_on_cpu", False)
     fit, _, _ = _problem(texts=texts)
     text_encoder = (
         {"name": "cnn-lstm", "word_dim": 4, "filters": 2, "lstm_hidden": 3}

@@ -25,6 +25,9 @@ from zsbench.interfaces import EncoderContext
 from zsbench_clarel.options import ClassProjectionOptions, FeatureProjectionOptions
 
 
+_CONSTANT = 1e-6  # a deviation this small, relative to the mean (or 1), means a constant dimension
+
+
 class Projection(nn.Sequential):
     """Dropout, optional ReLU hidden layers, then a linear map to the joint space (no final
     nonlinearity: the metric lives in the projected space)."""
@@ -58,7 +61,12 @@ class VectorProjection(nn.Module):
         mean, scale = torch.zeros(input_dim), torch.ones(input_dim)
         if statistics is not None:
             rows = torch.as_tensor(np.asarray(statistics, dtype=np.float32))
-            mean, scale = rows.mean(0), rows.std(0, unbiased=False) + 1e-6
+            mean, std = rows.mean(0), rows.std(0, unbiased=False)
+            # A dimension constant on the training side is centred, not scaled (as scikit-learn's
+            # StandardScaler does): dividing by ~0 would put every class that differs there, i.e.
+            # unseen ones, thousands of deviations away. With 7 seen CUB classes, 58 of the 312
+            # attributes are constant, and CLAREL scored no unseen image at all.
+            scale = torch.where(std > _CONSTANT * mean.abs().clamp_min(1.0), std, torch.ones_like(std))
         self.register_buffer("mean", mean)
         self.register_buffer("scale", scale)
 
