@@ -178,6 +178,43 @@ def test_cnn_lstm_shapes_and_padding_invariance():
     )  # batch-mates do not matter
 
 
+@settings(max_examples=30, deadline=None)
+@given(lengths=st.lists(st.integers(0, 12), min_size=1, max_size=7), blocks=st.integers(1, 3),
+       seed=st.integers(0, 2**16))
+def test_packed_cnn_embeds_as_the_padded_batch(lengths, blocks, seed):
+    """The CPU's way (sentences end to end, no pad convolved) gives the padded batch's embeddings
+    (the GPU's way), whatever the lengths: no window or kernel reaches a neighbouring sentence."""
+    from zsbench_clarel.text_cnn_lstm import CnnLstmEncoder
+
+    torch.manual_seed(seed)
+    encoder = build_cnn_lstm(_context(), **SMALL, blocks=blocks).eval()
+    batch = torch.full((len(lengths), 12), PAD)
+    for i, n in enumerate(lengths):
+        batch[i, :n] = torch.randint(2, len(encoder.vocabulary), (n,))
+    with torch.no_grad():
+        packed = encoder(batch)
+        CnnLstmEncoder.pack_on_cpu = False
+        try:
+            padded = encoder(batch)
+        finally:
+            CnnLstmEncoder.pack_on_cpu = True
+    torch.testing.assert_close(packed, padded, rtol=1e-5, atol=1e-5)
+
+
+@given(lengths=st.lists(st.integers(0, 40), min_size=1, max_size=20), blocks=st.integers(0, 4))
+def test_segments_align_to_pools_and_keep_a_pad_after_each_sentence(lengths, blocks):
+    from zsbench_clarel.text_cnn_lstm import segment_layout
+
+    starts, total = segment_layout(torch.tensor(lengths), blocks)
+    sizes = [int(b - a) for a, b in zip(starts.tolist(), [*starts.tolist()[1:], total], strict=True)]
+    for size, length in zip(sizes, lengths, strict=True):
+        assert size % 2**blocks == 0
+        steps = length
+        for level in range(blocks):
+            assert steps < size // 2**level  # a pad follows the sentence at every conv's input
+            steps = (steps + 1) // 2
+
+
 def test_cnn_lstm_trains_end_to_end():
     torch.manual_seed(0)
     encoder = build_cnn_lstm(_context(), **SMALL)

@@ -4,6 +4,13 @@ Padding never leaks into a sentence's embedding: padded positions are zeroed bef
 convolution (so they look like the convolution's own zero padding), excluded from max-pooling,
 never read by the LSTM before a real word and left out of the mean. A sentence therefore embeds the same
 whatever length it is padded to (in eval mode; batch-norm statistics in training see the pads).
+
+On the CPU the CNN does not convolve a padded batch at all: the sentences are laid end to end in
+one row, each in a segment just long enough to keep one pad after it at every pooling level and
+to start on a pooling boundary (``segment_layout``), so windows never straddle two sentences.
+With one sampled caption per image a batch of 32 padded to its longest caption is a third pads;
+packed, the convolutions (most of a step) skip them. A GPU keeps the padded batch, whose shape
+needs no lengths on the host.
 """
 
 from __future__ import annotations
@@ -105,14 +112,33 @@ class MaskedBiLSTM(nn.Module):
         return both * inside.unsqueeze(2)
 
 
+def segment_layout(lengths: torch.Tensor, blocks: int) -> tuple[torch.Tensor, int]:
+    """Where each sentence starts when laid end to end for ``blocks`` conv blocks, and the total.
+
+    A segment is a multiple of ``2**blocks`` long (each pool by 2 then keeps its windows inside
+    it), and at every level ``j < blocks`` (a convolution's input) it leaves at least one pad
+    after the sentence's ``ceil(L / 2**j)`` steps: the next sentence's first word then sees a
+    zero on its left, as it would at the edge of its own padded row.
+    """
+    size = torch.ones_like(lengths)
+    steps = lengths
+    for level in range(blocks):
+        size = torch.maximum(size, (steps + 1) * 2**level)
+        steps = (steps + 1) // 2
+    unit = 2**blocks
+    size = (size + unit - 1) // unit * unit
+    starts = torch.cumsum(size, 0) - size
+    return starts, int(size.sum())
+
+
 class CnnLstmEncoder(nn.Module):
     """Token ids (n, T) -> (n, embed_dim); ``prepare`` tokenises sentences with the vocabulary."""
 
     modality = "text"
     input_kind = TEXTS
-    # On the CPU a batch is cut to its longest sentence first (reading that length is free there;
-    # on a GPU it would wait for the device): fewer pad columns to convolve.
-    trim_on_cpu = True
+    # On the CPU the sentences are packed end to end before the CNN (their lengths are free to
+    # read there; on a GPU reading them would wait for the device): no pad column is convolved.
+    pack_on_cpu = True
 
     def __init__(
         self,
@@ -149,17 +175,43 @@ class CnnLstmEncoder(nn.Module):
         return self.vocabulary.encode(items, self.max_tokens)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        if batch.device.type == "cpu" and self.trim_on_cpu and batch.shape[1] > 1:
-            batch = batch[:, : max(int((batch != PAD).sum(1).max()), 1)]  # right-padded rows
-        mask = (batch != PAD).unsqueeze(1)  # (n, 1, T)
-        x = self.words(batch).transpose(1, 2)  # (n, word_dim, T)
-        for block in self.blocks:
-            x, mask = block(x, mask)
-        lengths = mask.squeeze(1).sum(1).clamp_min(1)  # an empty sentence reads as one zero step
+        if batch.device.type == "cpu" and self.pack_on_cpu and len(batch):
+            x, lengths = self._packed_cnn(batch)
+        else:
+            mask = (batch != PAD).unsqueeze(1)  # (n, 1, T)
+            x = self.words(batch).transpose(1, 2)  # (n, word_dim, T)
+            for block in self.blocks:
+                x, mask = block(x, mask)
+            lengths = mask.squeeze(1).sum(1)
+        lengths = lengths.clamp_min(1)  # an empty sentence reads as one zero step
         with torch.autocast(x.device.type, enabled=False):  # the recurrence stays in float32
             steps = self.lstm(x.transpose(1, 2).float(), lengths)
         pooled = steps.sum(1) / lengths.unsqueeze(1).to(steps.dtype)
         return self.projection(pooled)
+
+    def _packed_cnn(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The CNN over the sentences laid end to end: (n, C, T') outputs (zero past each
+        sentence's end) and their lengths."""
+        real = batch != PAD  # right-padded rows: a sentence's tokens come first
+        lengths = real.sum(1)
+        starts, total = segment_layout(lengths, len(self.blocks))
+        columns = starts.unsqueeze(1) + torch.arange(batch.shape[1])  # (n, T): where each token goes
+        row = torch.full((1, total), PAD, dtype=batch.dtype)
+        row[0, columns[real]] = batch[real]
+        mask = (row != PAD).unsqueeze(1)  # (1, 1, total)
+        x = self.words(row).transpose(1, 2)  # (1, word_dim, total)
+        for block in self.blocks:
+            x, mask = block(x, mask)
+        scale = 2 ** len(self.blocks)
+        out_lengths = lengths
+        for _ in self.blocks:
+            out_lengths = (out_lengths + 1) // 2
+        width = max(int(out_lengths.max()), 1) if len(out_lengths) else 1
+        index = (starts // scale).unsqueeze(1) + torch.arange(width)  # (n, width), inside each segment
+        inside = torch.arange(width) < out_lengths.unsqueeze(1)
+        index = torch.where(inside, index, starts.unsqueeze(1) // scale)  # pads: any column, zeroed below
+        x = x[0][:, index].permute(1, 0, 2) * inside.unsqueeze(1)  # (n, C, width)
+        return x, out_lengths
 
 
 def build_cnn_lstm(context: EncoderContext, **options: Any) -> CnnLstmEncoder:

@@ -70,7 +70,11 @@ class TrainResult:
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
-    """SGD with L2 decay on weight matrices/kernels only (not on biases or norm parameters)."""
+    """SGD with L2 decay on weight matrices/kernels only (not on biases or norm parameters).
+
+    Fused: decay, momentum and update in one pass over each tensor instead of four; the update
+    is memory-bound (the CNN-BiLSTM has 8.4 M parameters), so on the CPU this is several
+    milliseconds of every step."""
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim > 1]
     rest = [p for p in params if p.ndim <= 1]
@@ -81,6 +85,7 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
         ],
         lr=config.lr,
         momentum=config.momentum,
+        fused=True,
     )
 
 
