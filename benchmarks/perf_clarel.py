@@ -19,10 +19,13 @@ the rest (Python, autograd bookkeeping, dispatch).
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -158,18 +161,34 @@ def text_data(kind: str) -> tuple[FitData, str]:
 
 
 PAPER, QUARTER = {"name": "cnn-lstm"}, {"name": "cnn-lstm", "filters": 64, "lstm_hidden": 128}
+FROZEN = {"name": "cnn-lstm", "word_vectors": "<random 300-d vectors>"}  # the file is written per run
 MINILM = {"name": "hf-text", "model_path": "all-MiniLM-L6-v2"}
 TEXT_MODES = {  # name: (label, text encoder, texts_per_image)
     "cnn-all": ("cnn-lstm, all sentences (the paper's)", PAPER, None),
     "cnn-k1": ("cnn-lstm, 1 sampled sentence", PAPER, 1),
+    "cnn-frozen-k1": ("cnn-lstm, frozen word vectors (the paper's), 1 sampled sentence", FROZEN, 1),
     "cnn-quarter-k1": ("cnn-lstm at 1/4 width, 1 sampled sentence", QUARTER, 1),
     "minilm-all": ("hf-text MiniLM (frozen, cached), all sentences", MINILM, None),
 }
 
 
+def random_word_vectors(data: FitData, folder: Path) -> Path:
+    """A GloVe-format file of random 300-d vectors for the training words: the paper freezes
+    word2vec vectors, which are not on this machine; a step's cost does not depend on their values."""
+    from zsbench_clarel.vocabulary import tokenize
+
+    words = sorted({w for group in data.texts for s in group for w in tokenize(s)})
+    vectors = np.random.default_rng(0).normal(size=(len(words), 300)).astype(np.float32)
+    path = folder / "random-vectors.txt"
+    path.write_text("".join(f"{w} {' '.join(map(str, v))}\n" for w, v in zip(words, vectors, strict=True)))
+    return path
+
+
 def text_mode(key: str, kind: str) -> Mode:
     label, encoder, k = TEXT_MODES[key]
     data, source = text_data(kind)
+    if encoder is FROZEN:
+        encoder = {**FROZEN, "word_vectors": str(random_word_vectors(data, Path(os.environ["ZSBENCH_CACHE"])))}
     options = {"text_encoder": encoder} | ({"texts_per_image": k} if k else {})
     return Mode(label, data, options, source)
 
@@ -309,6 +328,46 @@ def measure(build: Callable[[], Mode], steps: int, args: argparse.Namespace) -> 
                   [statistics.median(c.step_times()) for c in clocks], peak, before, how, prof, cpu, note)
 
 
+def baseline_results(args: argparse.Namespace) -> list[Result]:
+    """``--baseline-modes`` measured in the older checkout ``--baseline``: this script run as a
+    whole process with that tree first on PYTHONPATH, its results handed back as JSON."""
+    base = args.baseline.resolve()
+    commit = subprocess.run(["git", "-C", str(base), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or base.name
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "results.json"
+        command = [sys.executable, __file__, "--device", args.device, "--threads", str(args.threads),
+                   "--fits", str(args.fits), "--profile-steps", str(args.profile_steps),
+                   "--modes", args.baseline_modes, "--text-data", args.text_data, "--json", str(out)]
+        if args.text_steps:
+            command += ["--text-steps", str(args.text_steps)]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(base), str(base / "plugins")])}
+        subprocess.run(command, check=True, env=env)
+        raw = json.loads(out.read_text())
+    return [attrs.evolve(Result(**{**r, "profile": Profile(**r["profile"])}), name=f"before ({commit}): {r['name']}")
+            for r in raw]
+
+
+def target_line(results: list[Result]) -> str:
+    """The speed target: sampled-sentence pairs per CPU second against the older checkout's
+    all-sentence setting, both at the paper's sizes."""
+    before = next((r for r in results if r.name.startswith("before") and r.name.endswith(TEXT_MODES["cnn-all"][0])),
+                  None)
+    if before is None:
+        return ""
+    lines = []
+    for key in ("cnn-k1", "cnn-frozen-k1"):
+        now = next((r for r in results if r.name == TEXT_MODES[key][0]), None)
+        if now is not None:
+            ratio = before.cpu_step_s / now.cpu_step_s
+            lines.append(f"| {now.name} | {BATCH / now.cpu_step_s:,.0f} | {BATCH / before.cpu_step_s:,.0f} | "
+                         f"{ratio:.1f}x | {'yes' if ratio >= 10 else 'no'} |")
+    return ("\n\nThe speed target, both at the paper's sizes: pairs per CPU second with one sampled "
+            f"sentence against {before.name} (every sentence of an image, as before sampling existed).\n\n"
+            "| this version | pairs per CPU s | before, all sentences | ratio | 10x met |\n"
+            "|---|---:|---:|---:|---|\n" + "\n".join(lines))
+
+
 def _mib(n: float) -> str:
     return f"{n / 2**20:,.0f} MiB"
 
@@ -358,7 +417,7 @@ sampler's glue. Batch sampling and indexing run as aten operators and count unde
 
 | mode | profiled steps | wall/step | forward | backward | optimizer | outside{gpu_head} |
 |---|---:|---:|---:|---:|---:|---:{gpu_rule}|
-{chr(10).join(phases)}
+{chr(10).join(phases)}{target_line(results)}
 """
 
 
@@ -376,6 +435,10 @@ def main() -> None:
                         help="real CUB captions (cub-subset) or synthetic sentences")
     parser.add_argument("--fragment", default="clarel", help="docs/perf/<fragment>-<device>.md to write")
     parser.add_argument("--no-write", action="store_true", help="print the figures only")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="an older checkout (git worktree add DIR <commit>) to measure --baseline-modes in")
+    parser.add_argument("--baseline-modes", default="cnn-all", help="modes to measure in --baseline")
+    parser.add_argument("--json", type=Path, default=None, help=argparse.SUPPRESS)  # for --baseline's child
     args = parser.parse_args()
     device = torch.device(args.device)
     text_steps = args.text_steps or (100 if device.type == "cuda" else 8)
@@ -388,15 +451,25 @@ def main() -> None:
         steps = args.class_steps if key == "class" or key.startswith("minilm") else text_steps
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
             results.append(pool.submit(measure, build, steps, args).result())
+    if args.json:
+        args.json.write_text(json.dumps([attrs.asdict(r) for r in results]))
+        return
+    if args.baseline:
+        results += baseline_results(args)
     if args.no_write:
         print(report(results, args, device))
         return
     command = f"python benchmarks/perf_clarel.py --device {device.type}"
     for flag, value, default in (("--threads", args.threads, 1), ("--fits", args.fits, 2),
                                  ("--profile-steps", args.profile_steps, 20), ("--modes", args.modes, "all"),
-                                 ("--text-data", args.text_data, "real"), ("--fragment", args.fragment, "clarel")):
+                                 ("--text-data", args.text_data, "real"), ("--fragment", args.fragment, "clarel"),
+                                 ("--text-steps", args.text_steps, None)):
         if value != default:
             command += f" {flag} {value}"
+    if args.baseline:  # the fragment wraps the command in backticks: this closes the second span
+        commit = results[-1].name.split("(")[1].split(")")[0]
+        command += (f" --baseline DIR --baseline-modes {args.baseline_modes}`, DIR being made by "
+                    f"`git worktree add DIR {commit}")
     write_fragment(args.fragment, "CLAREL training", command, report(results, args, device), device)
 
 
