@@ -12,7 +12,8 @@ from zsbench.leaderboard import load_rows
 from zsbench.summary import Estimate, summarize
 
 PAIRS = [("clarel-captions-minilm", "clarel-caption-means"), ("clarel-captions-cnn-lstm", "clarel-caption-means"),
-         ("clarel-captions-minilm", "clarel-attributes"), ("clarel-caption-means", "clarel-attributes")]
+         ("clarel-captions-cnn-lstm", "clarel-attributes"), ("clarel-captions-minilm", "clarel-attributes"),
+         ("clarel-caption-means", "clarel-attributes")]
 
 
 def main() -> None:
