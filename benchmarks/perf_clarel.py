@@ -36,7 +36,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 import torch
-from perfkit import SHARED_DATA, write_fragment
+from perfkit import SHARED_DATA, Baseline, write_fragment
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from zsbench import ClassSide, EncoderContext, FitData, RunContext, get_registry
@@ -331,9 +331,7 @@ def measure(build: Callable[[], Mode], steps: int, args: argparse.Namespace) -> 
 def baseline_results(args: argparse.Namespace) -> list[Result]:
     """``--baseline-modes`` measured in the older checkout ``--baseline``: this script run as a
     whole process with that tree first on PYTHONPATH, its results handed back as JSON."""
-    base = args.baseline.resolve()
-    commit = subprocess.run(["git", "-C", str(base), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or base.name
+    baseline = Baseline(args.baseline)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "results.json"
         command = [sys.executable, __file__, "--device", args.device, "--threads", str(args.threads),
@@ -341,10 +339,10 @@ def baseline_results(args: argparse.Namespace) -> list[Result]:
                    "--modes", args.baseline_modes, "--text-data", args.text_data, "--json", str(out)]
         if args.text_steps:
             command += ["--text-steps", str(args.text_steps)]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(base), str(base / "plugins")])}
+        env = {**os.environ, "PYTHONPATH": baseline.pythonpath()}
         subprocess.run(command, check=True, env=env)
         raw = json.loads(out.read_text())
-    return [attrs.evolve(Result(**{**r, "profile": Profile(**r["profile"])}), name=f"before ({commit}): {r['name']}")
+    return [attrs.evolve(Result(**{**r, "profile": Profile(**r["profile"])}), name=f"{baseline.label}: {r['name']}")
             for r in raw]
 
 
@@ -466,10 +464,8 @@ def main() -> None:
                                  ("--text-steps", args.text_steps, None)):
         if value != default:
             command += f" {flag} {value}"
-    if args.baseline:  # the fragment wraps the command in backticks: this closes the second span
-        commit = results[-1].name.split("(")[1].split(")")[0]
-        command += (f" --baseline DIR --baseline-modes {args.baseline_modes}`, DIR being made by "
-                    f"`git worktree add DIR {commit}")
+    if args.baseline:
+        command = Baseline(args.baseline).rerun(command, f" --baseline-modes {args.baseline_modes}")
     write_fragment(args.fragment, "CLAREL training", command, report(results, args, device), device)
 
 

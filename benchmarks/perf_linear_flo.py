@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from perfkit import SHARED_DATA, write_fragment
+from perfkit import SHARED_DATA, Baseline, write_fragment
 
 ROOT = Path(__file__).resolve().parents[1]
 ZSBENCH = str(Path(sys.executable).parent / "zsbench")
@@ -66,12 +66,10 @@ def main() -> None:
     args = parser.parse_args()
     if not (SHARED_DATA / "flo").is_dir():
         sys.exit(f"{SHARED_DATA / 'flo'}: not found; set ZSBENCH_DATA to the folder holding flo/")
+    baseline = Baseline(args.baseline) if args.baseline else None
     trees = {"this checkout": None}
-    if args.baseline:
-        base = args.baseline.resolve()
-        commit = subprocess.run(["git", "-C", str(base), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip() or base.name
-        trees[f"before ({commit})"] = f"{base}{os.pathsep}{base / 'plugins'}"
+    if baseline:
+        trees[baseline.label] = baseline.pythonpath()
     # wall and CPU times, and every run's rows, by method and tree
     walls: dict[tuple[str, str], list[float]] = {}
     cpus: dict[tuple[str, str], list[float]] = {}
@@ -121,8 +119,8 @@ def main() -> None:
         "of the finished process. H is the test harmonic mean stored by the run.\n\n" + "\n".join(lines)
     )
     command = "ZSBENCH_DATA=../shared/data python benchmarks/perf_linear_flo.py --repeats " + str(args.repeats)
-    if args.baseline:  # the fragment wraps the command in backticks: this closes the second span
-        command += f" --baseline DIR`, DIR being made by `git worktree add DIR {names[1][8:-1]}"
+    if baseline:
+        command = baseline.rerun(command)
     write_fragment("linear-flo", "Linear baselines on real FLO, whole processes", command, body,
                    torch.device("cpu"))
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import torch
-from perfkit import write_fragment
+from perfkit import Baseline, write_fragment
 
 ROOT = Path(__file__).resolve().parents[1]
 ZSBENCH = str(Path(sys.executable).parent / "zsbench")
@@ -119,15 +119,13 @@ def main() -> None:
             "run": ([ZSBENCH, "run", str(tmp / "probe.yaml"), "--results", str(tmp / "r.sqlite"), "--force",
                      "--quiet"], stamp),
         }
-        trees = {"this checkout": [str(tmp / "probe")]}
-        if args.baseline:
-            base = args.baseline.resolve()
-            commit = subprocess.run(["git", "-C", str(base), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                    text=True).stdout.strip() or base.name
-            trees[f"before ({commit})"] = [str(base), str(base / "plugins"), str(tmp / "probe")]
+        baseline = Baseline(args.baseline) if args.baseline else None
+        trees = {"this checkout": str(tmp / "probe")}
+        if baseline:
+            trees[baseline.label] = baseline.pythonpath(tmp / "probe")
         results: dict[str, dict[str, list[float]]] = {}
         for tree, path in trees.items():
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "ZSBENCH_DATA": str(tmp / "data"),
+            env = {**os.environ, "PYTHONPATH": path, "ZSBENCH_DATA": str(tmp / "data"),
                    "ZSBENCH_CACHE": str(tmp / "cache"), "ZSBENCH_PROBE_STAMP": str(stamp)}
             results[tree] = {name: measure(f"{tree}: {name}", argv, env, args.repeats, st)
                              for name, (argv, st) in commands.items()}
@@ -145,8 +143,8 @@ def main() -> None:
         "`validate` checks benchmarks/demo.yaml.\n\n" + "\n".join(lines)
     )
     command = f"python benchmarks/perf_startup.py --repeats {args.repeats}"
-    if args.baseline:  # the fragment wraps the command in backticks: this closes the second span
-        command += f" --baseline DIR`, DIR being made by `git worktree add DIR {list(results)[1][8:-1]}"
+    if baseline:
+        command = baseline.rerun(command)
     write_fragment("startup", "CLI start-up", command, body, torch.device("cpu"))
 
 

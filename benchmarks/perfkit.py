@@ -1,15 +1,18 @@
-"""Shared by the perf_*.py benchmarks: repeated timing, machine description, docs fragments."""
+"""Shared by the perf_*.py benchmarks: repeated timing, machine description, docs fragments, and
+the older checkout some of them time beside this one."""
 
 from __future__ import annotations
 
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import attrs
 import torch
 
 DOCS_PERF = Path(__file__).resolve().parents[1] / "docs" / "perf"
@@ -53,3 +56,31 @@ def write_fragment(name: str, title: str, command: str, body: str, device: torch
     )
     print(path.read_text(), file=sys.stderr)
     return path
+
+
+@attrs.frozen
+class Baseline:
+    """An older checkout (``git worktree add DIR <commit>``) measured beside this one: its core and
+    plugins go first on PYTHONPATH, so the installed console script, entry points and dependencies
+    are shared and only the code differs."""
+
+    root: Path = attrs.field(converter=lambda p: Path(p).resolve())
+
+    @property
+    def commit(self) -> str:
+        out = subprocess.run(["git", "-C", str(self.root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True).stdout.strip()
+        return out or self.root.name
+
+    @property
+    def label(self) -> str:
+        return f"before ({self.commit})"
+
+    def pythonpath(self, *extra: Path | str) -> str:
+        """PYTHONPATH for a process running this checkout; a child must not start in another tree,
+        whose folder ``python -m`` would put first."""
+        return os.pathsep.join([str(self.root), str(self.root / "plugins"), *map(str, extra)])
+
+    def rerun(self, command: str, flags: str = "") -> str:
+        """The fragment's Rerun line: it wraps the command in backticks, so this closes the second span."""
+        return f"{command} --baseline DIR{flags}`, DIR being made by `git worktree add DIR {self.commit}"
