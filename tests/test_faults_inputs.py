@@ -80,7 +80,7 @@ def test_validate_reports_grid_points_and_the_limits_are_configurable(toy, monke
     text = "name: s\nseeds: [0, 1, 2]\ndatasets: [{name: toy}]\nmethods: [{name: least-squares, grid: {ridge: [1, 2, 3]}}]\n"
     spec = write(toy, text)
     result = zsbench("validate", spec)
-    assert result.returncode == 0 and "= 3 run(s); 3 grid point(s) over the methods" in result.stdout
+    assert result.returncode == 0 and "= 3 run(s), 3 grid point(s)" in " ".join(result.stdout.split())
     monkeypatch.setenv("ZSBENCH_MAX_GRID_POINTS", "2")
     assert "methods[0].grid: 3 grid points, more than the 2 a method may have" in one_paragraph(zsbench("validate", spec))
     monkeypatch.delenv("ZSBENCH_MAX_GRID_POINTS")

@@ -102,7 +102,7 @@ def validate(ctx: click.Context, spec: str) -> None:
     points = sum(m.grid_size() for m in parsed.methods)
     console.print(
         f"[green]ok[/]: {escape(spec)}: {len(parsed.datasets)} dataset(s) x {len(parsed.methods)} method(s) "
-        f"x {len(parsed.seeds)} seed(s) = {runs} run(s); {points} grid point(s) over the methods"
+        f"x {len(parsed.seeds)} seed(s) = {runs} run(s), {points} grid point(s)"
     )
 
 
@@ -128,11 +128,10 @@ def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: s
     """Run every (dataset x method x seed) of SPEC; finished runs are skipped unless --force."""
     from tqdm.auto import tqdm
 
+    from zsbench.outputs import writable_cache
     from zsbench.runner import Failure, LocalBackend, plan, resolve_device, run_spec
     from zsbench.spec import load_spec
     from zsbench.store import ResultStore
-
-    from zsbench.outputs import writable_cache
 
     registry = _registry(ctx)
     parsed = load_spec(spec, registry)
