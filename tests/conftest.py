@@ -37,6 +37,20 @@ def toy_registry():
 
 
 @pytest.fixture
+def toy(monkeypatch, tmp_path):
+    """A working folder whose CLI registry is the installed plugins plus the toy and faulty test
+    plugins, with its own cache."""
+    from zsbench import registry as registry_module
+    from zsbench.registry import Registry
+
+    plugins = [(name, importlib.import_module(f"{name}_plugin"), None, None) for name in ("toy", "faulty")]
+    monkeypatch.setattr(registry_module, "_default", Registry.from_entry_points(extra=plugins))
+    monkeypatch.setenv("ZSBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")

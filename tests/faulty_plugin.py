@@ -1,6 +1,9 @@
-"""A method that returns NaN scores, for the tests of what zsbench refuses to store."""
+"""Methods that misbehave (NaN scores, ``sys.exit`` in ``fit``), for the tests of what zsbench
+refuses to store and of runs that must go on after one method fails."""
 
 from __future__ import annotations
+
+import sys
 
 import torch
 
@@ -26,6 +29,17 @@ def nan_scores() -> NaNScores:
     return NaNScores()
 
 
+class Exits:
+    def fit(self, data: zsbench.FitData, context: zsbench.RunContext):
+        sys.exit(3)
+
+
+def exits() -> Exits:
+    """Calls ``sys.exit(3)`` in ``fit`` (a plugin that ends the process)."""
+    return Exits()
+
+
 @zsbench.hookimpl
 def register_methods(register):
     register("nan-scores", nan_scores)
+    register("exits", exits)

@@ -33,6 +33,7 @@ class Server(BaseHTTPRequestHandler):
     no_length: set[str] = set()  # sent without Content-Length (chunk-less, ends at close)
     stall_once: set[str] = set()  # half the body, then silence until the client gives up
     ignore_range = False
+    range_from_zero = False  # answers a Range request with 206 but sends the file from byte 0
     content_type = "application/octet-stream"
     requests: list[tuple[str, str | None]] = []
 
@@ -45,7 +46,7 @@ class Server(BaseHTTPRequestHandler):
         data = self.files[name]
         start = 0
         if self.headers.get("Range") and not self.ignore_range:
-            start = int(self.headers["Range"].split("=")[1].rstrip("-"))
+            start = 0 if self.range_from_zero else int(self.headers["Range"].split("=")[1].rstrip("-"))
             if start >= len(data):
                 self.send_error(416)
                 return
@@ -178,6 +179,19 @@ def test_server_ignoring_range_restarts_cleanly(tmp_path, archives):
     part.write_bytes(b"stale bytes from another run")
     root = dl.download("cub", tmp_path / "cub", mirror=url, progress=False)
     assert dl.verify("cub", root) == []
+
+
+def test_a_206_whose_content_range_does_not_continue_the_part_starts_over(tmp_path, archives):
+    handler, url, _ = archives
+    handler.range_from_zero = True  # "206, Content-Range: bytes 0-...": appending would corrupt the file
+    part = tmp_path / "cub" / dl.DOWNLOADS / "xlsa17.zip.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(handler.files["xlsa17.zip"][:100])
+    root = dl.download("cub", tmp_path / "cub", mirror=url, progress=False)
+    assert ("xlsa17.zip", "bytes=100-") in handler.requests
+    assert dl.verify("cub", root) == []
+    record = json.loads((root / dl.SOURCES).read_text())["xlsa17.zip"]
+    assert record["sha256"] == hashlib.sha256(handler.files["xlsa17.zip"]).hexdigest()
 
 
 def test_complete_part_file_is_finished_not_refetched(tmp_path, archives):

@@ -4,7 +4,6 @@ one-paragraph message and exit 2, and that nothing already computed is lost."""
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import sqlite3
@@ -31,18 +30,6 @@ methods:
   - name: least-squares
     grid: {ridge: [1.0]}
 """
-
-
-@pytest.fixture
-def toy(monkeypatch, tmp_path):
-    """The CLI's registry is the installed plugins plus the toy and faulty test plugins."""
-    from zsbench.registry import Registry
-
-    plugins = [(name, importlib.import_module(f"{name}_plugin"), None, None) for name in ("toy", "faulty")]
-    monkeypatch.setattr(registry_module, "_default", Registry.from_entry_points(extra=plugins))
-    monkeypatch.setenv("ZSBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @contextlib.contextmanager
@@ -164,10 +151,10 @@ def test_a_claim_of_a_dead_process_is_taken_over_one_from_elsewhere_with_force(t
         import socket
 
         host = socket.gethostname()
-        store.db.execute("INSERT INTO claims VALUES ('k', ?, ?, 0)", (host, int(dead.stdout)))
-        store.db.execute("INSERT INTO claims VALUES ('j', ?, ?, 0)", (host, os.getppid()))  # alive
+        store.db.execute("INSERT INTO claims (run_key, host, pid, claimed_at) VALUES ('k', ?, ?, 0)", (host, int(dead.stdout)))
+        store.db.execute("INSERT INTO claims (run_key, host, pid, claimed_at) VALUES ('j', ?, ?, 0)", (host, os.getppid()))  # alive
         store.db.commit()
-        store.db.execute("INSERT INTO claims VALUES ('x', 'another-machine', 1, 0)")
+        store.db.execute("INSERT INTO claims (run_key, host, pid, claimed_at) VALUES ('x', 'another-machine', 1, 0)")
         store.db.commit()
         assert store.claim("k") == "claimed"
         assert store.claim("j") == "busy"

@@ -43,6 +43,11 @@ def _run(registry, db, spec=SPEC):
         return done, skipped, store.rows()
 
 
+def _superseded(db) -> list[dict]:
+    with ResultStore(db, readonly=True) as store:
+        return store.rows(superseded=True)
+
+
 def test_editing_a_methods_source_recomputes_its_rows_and_marks_old_ones_stale(tmp_path, monkeypatch):
     source, registry = _editable_plugin(tmp_path, monkeypatch)
     db = tmp_path / "r.sqlite"
@@ -56,7 +61,8 @@ def test_editing_a_methods_source_recomputes_its_rows_and_marks_old_ones_stale(t
     source.write_text(source.read_text() + "\n# an edit that could change numbers\n")
     done, skipped, rows = _run(registry, db)
     assert len(done) == 1 and not skipped  # recomputed under a new run key
-    old, new = rows
+    (new,) = rows  # the rerun supersedes the old row, which is still stored
+    (old,) = _superseded(db)
     assert old["run_key"] != new["run_key"]
     assert identity.stale_reasons(old, registry) == [  # the toy data set lives in the same module
         "dataset:toy: editable_toy source changed", "method:least-squares: editable_toy source changed"]
@@ -129,7 +135,7 @@ def test_a_changed_data_file_recomputes(toy_registry, tmp_path, monkeypatch):
     text.write_text(text.read_text() + "a new sentence\n")
     done, skipped, rows = _run(toy_registry, db, spec)
     assert len(done) == 1 and not skipped
-    assert identity.stale_reasons(rows[0], toy_registry) == [f"{text.resolve()} changed"]
+    assert identity.stale_reasons(_superseded(db)[0], toy_registry) == [f"{text.resolve()} changed"]
 
 
 def test_export_and_read_back_jsonl(tmp_path, toy_registry):

@@ -50,7 +50,7 @@ def oracle_of(method: str, seed: int) -> float:
 
 def curve(seed: int, steps: int, offset: float) -> dict[str, list[float]]:
     params = np.linspace(0, 1, steps)
-    u = 0.2 + 0.5 * params + 0.01 * seed + offset
+    u = np.minimum(0.2 + 0.5 * params + 0.01 * seed + offset, 1.0)  # an accuracy: at most 1
     s = 0.8 - 0.4 * params**2
     return {"params": params.tolist(), "u": u.tolist(), "s": s.tolist(), "H": (2 * u * s / (u + s)).tolist()}
 

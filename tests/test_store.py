@@ -16,12 +16,14 @@ from zsbench.store import ResultRow, ResultStore
 def row(key="k1", calibrator="none", **over) -> ResultRow:
     base = dict(
         run_key=key, spec_name="s", spec_hash="h", dataset="toy", dataset_plugin="toy", method="m",
-        method_plugin="m", calibrator=calibrator, seed=0, u=0.5, s=0.6, H=0.545, zsl=0.7, val_u=0.4,
+        method_plugin="m", calibrator=calibrator, seed=0, u=0.5, s=0.6, H=0.0, zsl=0.7, val_u=0.4,
         val_s=0.5, val_H=0.44, calibration_param=None, hyperparameters={"ridge": 1.0}, sweep={},
-        side_information="emb", features="toy", wall_time=1.0, provenance={"torch": "x"},
+        side_information="emb", features="toy", wall_time=1.0, provenance={"torch": "x", "config": {"run": key}},
         curves={"validation": {"params": [0.0, 1.0], "u": [0.1, 0.2], "s": [0.3, 0.4], "H": [0.2, 0.3]}},
     )
     base.update(over)
+    if "H" not in over:  # a row's H is the harmonic mean of its u and s
+        base["H"] = 2 * base["u"] * base["s"] / (base["u"] + base["s"])
     return ResultRow(**base)
 
 
@@ -38,9 +40,10 @@ def test_round_trip_and_resume_marker(tmp_path):
 
 def test_a_failed_write_leaves_nothing_half_written(tmp_path):
     with ResultStore(tmp_path / "r.sqlite") as store:
+        store.write_run([row("k0")])
         with pytest.raises(sqlite3.IntegrityError):
-            store.write_run([row(), row()])  # same (run, calibrator) twice
-        assert store.rows() == [] and not store.finished("k1")
+            store.write_run([row("k1"), row("k0")])  # k0 is stored already: the second insert fails
+        assert [r["run_key"] for r in store.rows()] == ["k0"] and not store.finished("k1")
 
 
 def test_replace_rewrites_a_run(tmp_path):

@@ -99,9 +99,10 @@ def validate(ctx: click.Context, spec: str) -> None:
 
     parsed = load_spec(spec, _registry(ctx))
     runs = len(parsed.datasets) * len(parsed.methods) * len(parsed.seeds)
+    points = sum(m.grid_size() for m in parsed.methods)
     console.print(
-        f"[green]ok[/]: {spec}: {len(parsed.datasets)} dataset(s) x {len(parsed.methods)} method(s) "
-        f"x {len(parsed.seeds)} seed(s) = {runs} run(s)"
+        f"[green]ok[/]: {escape(spec)}: {len(parsed.datasets)} dataset(s) x {len(parsed.methods)} method(s) "
+        f"x {len(parsed.seeds)} seed(s) = {runs} run(s), {points} grid point(s)"
     )
 
 
@@ -127,12 +128,14 @@ def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: s
     """Run every (dataset x method x seed) of SPEC; finished runs are skipped unless --force."""
     from tqdm.auto import tqdm
 
+    from zsbench.outputs import writable_cache
     from zsbench.runner import Failure, LocalBackend, plan, resolve_device, run_spec
     from zsbench.spec import load_spec
     from zsbench.store import ResultStore
 
     registry = _registry(ctx)
     parsed = load_spec(spec, registry)
+    writable_cache()
     threads = _capped_threads(threads)
     device_name, device_key = (device, None) if device else (parsed.device, "device")
     if backend == "ray":  # the device is resolved on the workers, which may have GPUs the driver lacks
@@ -150,7 +153,7 @@ def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: s
         with _device_context(parsed.file, device_key):
             resolved = resolve_device(device_name)
         chosen = LocalBackend(registry, resolved, show_progress=not quiet, threads=threads or None)
-    with ResultStore(results_path) as store:
+    with ResultStore(results_path) as store, _recovery_reported(store):
         total = len(plan(parsed))
         bar = tqdm(total=total, desc=parsed.name, unit="run", disable=quiet, dynamic_ncols=True)
 
@@ -174,16 +177,22 @@ def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: s
             + (f", {len(outcome.busy)} being computed by another zsbench process (left to it)" if outcome.busy else "")
         )
         _print_summary(store.rows(spec_name=parsed.name), title=f"{parsed.name}: test accuracy (%), mean ± 95% CI over seeds")
-    if outcome.recovery_file:
-        err_console.print(
-            f"[red]error[/]: {results_path}: {len(outcome.recovered)} computed run(s) could not be written to "
-            f"the database and were saved to {outcome.recovery_file}; once the database is writable, run "
-            f"`zsbench results import {outcome.recovery_file} --results {results_path}`", highlight=False, soft_wrap=True)
     if failures:
         for f in failures:
             err_console.print(f"[red]failed[/]: {escape(f.task.describe())}: {escape(f.message)}", highlight=False)
     if failures or outcome.recovery_file:
         sys.exit(2 if all(f.user_error for f in failures) else 1)
+
+
+@contextlib.contextmanager
+def _recovery_reported(store):
+    """However the block ends (an error, an interrupt, a normal exit), say where the runs the
+    database refused were saved and the command that imports them."""
+    try:
+        yield
+    finally:
+        if message := store.recovery_message():
+            err_console.print(f"[red]error[/]: {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _capped_threads(threads: int) -> int:
@@ -228,11 +237,13 @@ def _print_summary(rows: list[dict], title: str) -> None:
 @click.option("--spec-name", default=None, help="Only rows of this spec.")
 @click.option("--failed", is_flag=True, help="Failed runs with no result since (error and provenance).")
 @click.option("--stale", is_flag=True, help="Only rows whose code or data differ from the current ones, with why.")
+@click.option("--prune-stale", is_flag=True,
+              help="Delete the rows a rerun superseded and the rows whose code or data differ from the current ones.")
 @click.pass_context
 def results(ctx: click.Context, results_path: str, as_json: bool, spec_name: str | None, failed: bool,
-            stale: bool) -> None:
+            stale: bool, prune_stale: bool) -> None:
     """Print stored results (a summary table, or every row with --json); `results import FILE`
-    writes runs saved to a recovery file."""
+    writes runs saved to a recovery file. A rerun of a task supersedes its older rows."""
     from zsbench.store import ResultStore
 
     ctx.obj["results_path"] = results_path
@@ -240,6 +251,9 @@ def results(ctx: click.Context, results_path: str, as_json: bool, spec_name: str
         return
     if not Path(results_path).exists():
         raise UserError(f"{results_path}: no results database here; run a spec first or pass --results PATH")
+    if prune_stale:
+        _prune_stale(ctx, results_path, spec_name)
+        return
     with ResultStore(results_path, readonly=True) as store:
         rows = store.failures(spec_name) if failed else store.rows(spec_name=spec_name)
     if stale and not failed:
@@ -255,6 +269,18 @@ def results(ctx: click.Context, results_path: str, as_json: bool, spec_name: str
         _print_failures(rows, results_path)
     else:
         _print_summary(rows, title=f"{results_path}: test accuracy (%), mean ± 95% CI over seeds")
+
+
+def _prune_stale(ctx: click.Context, results_path: str, spec_name: str | None) -> None:
+    from zsbench.identity import mark_stale
+    from zsbench.store import ResultStore
+
+    with ResultStore(results_path) as store:
+        superseded = store.rows(spec_name=spec_name, superseded=True)
+        stale = [r for r in mark_stale(store.rows(spec_name=spec_name), registry=_registry(ctx)) if r["stale"]]
+        store.delete_rows([r["id"] for r in superseded + stale])
+    console.print(f"{results_path}: deleted {len(superseded)} row(s) superseded by a rerun and {len(stale)} "
+                  "stale row(s) (from other code or data than the current)")
 
 
 def _print_failures(rows: list[dict], results_path: str) -> None:
@@ -283,7 +309,10 @@ def import_results(ctx: click.Context, recovery_file: str, own_results: str | No
     with ResultStore(results_path) as store:
         imported, stored = store.import_runs(recovery_file)
     done = Path(recovery_file).with_name(Path(recovery_file).name + ".imported")
-    os.replace(recovery_file, done)
+    try:
+        os.replace(recovery_file, done)
+    except OSError as exc:
+        done = f"{recovery_file} (it could not be renamed to {done.name}: {exc.strerror or exc}; importing it again skips its runs)"
     console.print(f"imported {imported} run(s) into {results_path} ({stored} already there); "
                   f"the recovery file is now {done}")
 

@@ -87,7 +87,7 @@ class ImageFiles(torch.utils.data.Dataset):
         try:
             with Image.open(self.paths[i]) as image:
                 return self.transform(image.convert("RGB")), ""
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
             return torch.zeros(self.blank_shape), str(exc)
 
 

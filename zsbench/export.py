@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -67,22 +68,36 @@ def export_rows(rows: Iterable[Mapping[str, Any]], out_dir: str | Path) -> list[
         path = out_dir / f"{name}.jsonl"
         manifest: dict[str, list[Any]] = {}
         compact = [_with_manifest(r, manifest) for r in sorted(group, key=_order)]
-        path.write_text("".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in compact))
         if manifest:
-            manifest_path(path).write_text(json.dumps(manifest, sort_keys=True, indent=1) + "\n")
+            _replace(manifest_path(path), json.dumps(manifest, sort_keys=True, indent=1) + "\n")
         else:
             manifest_path(path).unlink(missing_ok=True)
+        _replace(path, "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in compact))
         written.append(path)
     return written
 
 
+def _replace(path: Path, text: str) -> None:
+    """``path`` holds ``text`` or what it held before (a full disk leaves no half-written file)."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def read_jsonl_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows from a ``.jsonl`` file, or from every ``*.jsonl`` file of a folder (sorted by name)."""
+    """Rows from a ``.jsonl`` file, or from every ``*.jsonl`` file of a folder (sorted by name),
+    each checked against the row schema (file and line named), one per task
+    (``zsbench.rows.current``)."""
+    from zsbench.rows import check_rows, current
+
     path = Path(path)
     files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
     if not files:
         raise UserError(f"{path}: no *.jsonl result files in this folder")
-    rows = []
+    rows, where = [], []
     manifests: dict[Path, dict] = {}
     for file in files:
         try:
@@ -99,12 +114,15 @@ def read_jsonl_rows(path: str | Path) -> list[dict[str, Any]]:
             if not isinstance(row, dict) or "run_key" not in row:
                 raise DataError(file, f"line {n}: expected a result row (a JSON object with run_key)")
             rows.append(_expand_manifest(row, file, n, manifests))
-    return rows
+            where.append(f"{file}: line {n}")
+    check_rows(zip(where, rows), curves_required=True)
+    return current(rows)
 
 
 def _expand_manifest(row: dict[str, Any], file: Path, line: int, manifests: dict[Path, dict]) -> dict[str, Any]:
     """``row`` with its data file list read back from the manifest beside ``file``."""
-    data = (row.get("provenance") or {}).get("data")
+    provenance = row.get("provenance")
+    data = provenance.get("data") if isinstance(provenance, dict) else None
     if not isinstance(data, dict) or "files_manifest" not in data:
         return row
     where = manifest_path(file)
@@ -116,7 +134,7 @@ def _expand_manifest(row: dict[str, Any], file: Path, line: int, manifests: dict
         except (OSError, ValueError) as exc:
             raise DataError(where, f"cannot read the data file manifest: {exc}") from None
     digest = data["files_manifest"]
-    if digest not in manifests[where]:
+    if not isinstance(manifests[where], dict) or not isinstance(digest, str) or digest not in manifests[where]:
         raise DataError(where, f"no entry {digest!r} (the data files of {file.name} line {line})")
     data = {k: v for k, v in data.items() if k != "files_manifest"} | {"files": manifests[where][digest]}
     return {**row, "provenance": {**row["provenance"], "data": data}}
@@ -136,9 +154,15 @@ def is_jsonl(path: str | Path) -> bool:
 def export(results_path: str, out_dir: str, spec_name: str | None) -> None:
     """Write the stored rows, with provenance and curves, as JSON lines (one file per data set)."""
     from zsbench.leaderboard import load_rows
+    from zsbench.outputs import writable_folder
 
+    writable_folder(out_dir, "--out")
     rows = load_rows(results_path, spec_name)
     if not rows:
         raise UserError(f"{results_path}: no result rows" + (f" of spec {spec_name!r}" if spec_name else ""))
-    written = export_rows(rows, out_dir)
+    try:
+        written = export_rows(rows, out_dir)
+    except OSError as exc:
+        raise UserError(f"--out {out_dir}: cannot write the rows there ({exc.strerror or exc}); pass --out "
+                        "a folder you can write") from None
     click.echo(f"wrote {len(rows)} row(s) to {', '.join(map(str, written))}")

@@ -66,11 +66,13 @@ def features(ctx: click.Context, spec: str, label: str | None, out: str, device:
     import attrs
 
     from zsbench.backbones import attach_backbone
+    from zsbench.outputs import writable_file
     from zsbench.paths import dataset_root
     from zsbench.registry import get_registry
     from zsbench.runner import load_dataset, resolve_device
     from zsbench.spec import load_spec
 
+    writable_file(out, "--out")  # before minutes of extraction, not after
     registry = get_registry(strict=(ctx.obj or {}).get("strict") or None)
     parsed = load_spec(spec, registry)
     chosen = _choose(parsed.datasets, label, spec)
@@ -80,7 +82,11 @@ def features(ctx: click.Context, spec: str, label: str | None, out: str, device:
                              show_progress=not quiet)
     elapsed = time.perf_counter() - start
     root = dataset_root(chosen.plugin, chosen.root)
-    write_feature_file(Path(out), bundle.features, bundle.labels, bundle.image_files, root)
+    try:
+        write_feature_file(Path(out), bundle.features, bundle.labels, bundle.image_files, root)
+    except OSError as exc:  # e.g. the disk filled up since the check; the features stay cached
+        raise UserError(f"--out {out}: cannot write the feature file ({exc.strerror or exc}); the extracted "
+                        "features are cached, so rerunning with another --out reads them back") from None
     n, width = bundle.features.shape
     click.echo(f"{chosen.label}: {n} images x {width} features ({bundle.feature_name}) -> {out}; "
                f"{elapsed:.1f} s, {n / max(elapsed, 1e-9):.0f} images/s (cached features are read, not recomputed)")

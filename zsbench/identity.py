@@ -322,14 +322,17 @@ def stale_reasons(row: Mapping[str, Any], registry: Registry, hashes: FileHashes
 
 
 def mark_stale(rows: list[dict[str, Any]], refuse: bool = False, registry: Registry | None = None) -> list[dict[str, Any]]:
-    """``rows`` with ``row["stale"]``: the reasons each did not come from the current code and
-    data (empty when it did), for pages to flag; with ``refuse``, any stale row is a user error."""
+    """``rows``, one per task (``zsbench.rows.current``: rows merged from several sources
+    count once, a rerun supersedes its stale row), with ``row["stale"]``: the reasons each did
+    not come from the current code and data (empty when it did), for pages to flag; with
+    ``refuse``, any stale row left is a user error."""
     from zsbench.errors import UserError
     from zsbench.registry import get_registry
+    from zsbench.rows import current
 
     registry = registry or get_registry()
     hashes = FileHashes()
-    out = [{**row, "stale": stale_reasons(row, registry, hashes)} for row in rows]
+    out = [{**row, "stale": stale_reasons(row, registry, hashes)} for row in current(rows)]
     bad = [r for r in out if r["stale"]]
     if refuse and bad:
         first = bad[0]

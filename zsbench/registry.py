@@ -17,6 +17,7 @@ import fnmatch
 import importlib.metadata
 import inspect
 import os
+import threading
 import typing
 import warnings
 from collections.abc import Callable, Iterable
@@ -34,6 +35,46 @@ KINDS = tuple(PLURALS)
 _HOOKS = {kind: f"register_{plural}" for kind, plural in PLURALS.items()}
 ENTRY_POINT_GROUP = "zsbench"
 BUILTIN_DISTRIBUTION = "zsbench"
+DEFAULT_PLUGIN_SECONDS = 60.0  # a plugin's import, and its register hook, each get this long
+
+
+class PluginTimeout(Exception):
+    """A plugin's import or register hook did not return within the time limit."""
+
+
+def plugin_seconds() -> float:
+    """``$ZSBENCH_PLUGIN_TIMEOUT`` seconds, else ``DEFAULT_PLUGIN_SECONDS``."""
+    text = os.environ.get("ZSBENCH_PLUGIN_TIMEOUT", "").strip()
+    try:
+        seconds = float(text) if text else DEFAULT_PLUGIN_SECONDS
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise PluginError(f"$ZSBENCH_PLUGIN_TIMEOUT: expected a number of seconds > 0, got {text!r}")
+    return seconds
+
+
+def _within_limit(call: Callable[[], Any]) -> Any:
+    """``call()`` in a daemon thread: its result or exception, or ``PluginTimeout`` when it has
+    not returned within ``plugin_seconds()`` (the thread is left behind; it cannot be stopped)."""
+    outcome: list[tuple[bool, Any]] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome.append((False, exc))
+
+    seconds = plugin_seconds()
+    worker = threading.Thread(target=target, name="zsbench-plugin", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not outcome:
+        raise PluginTimeout(f"did not return within {seconds:g} s (set ZSBENCH_PLUGIN_TIMEOUT to wait longer)")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 class PluginWarning(UserWarning):
@@ -188,7 +229,7 @@ class Registry:
         for ep in sorted(points, key=lambda e: (_distribution(e)[0] != BUILTIN_DISTRIBUTION, e.name)):
             dist, version = _distribution(ep)
             try:
-                module = ep.load()
+                module = _within_limit(ep.load)
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # noqa: BLE001 - SystemExit too: a plugin must not kill the CLI
@@ -236,7 +277,7 @@ class Registry:
                 _staged.append(PluginEntry(_kind, entry_name, target, name, dist, version))
 
             try:
-                impls[0].function(register=register)
+                _within_limit(lambda f=impls[0].function, r=register: f(register=r))
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # noqa: BLE001 - SystemExit too
@@ -288,6 +329,8 @@ def _distribution(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return f"it called sys.exit({exc.code!r})"
+    if isinstance(exc, PluginTimeout):
+        return f"it hung: {exc}; the plugin is skipped"
     return f"{type(exc).__name__}: {exc}"
 
 

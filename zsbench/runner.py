@@ -339,13 +339,37 @@ class LocalBackend:
         for task in tasks:
             bundle = self.bundle(task.dataset)  # data errors stop the whole run: every task would fail
             try:
-                yield task, execute(task, self.registry, bundle, self.device, show_progress=self.show_progress)
-            except UserError as exc:
-                yield task, Failure(task, str(exc), True, _provenance(task, self.registry, self.device))
-            except Exception as exc:  # noqa: BLE001 - one broken method must not lose the others
-                detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                print(traceback.format_exc(), file=sys.stderr)
-                yield task, Failure(task, detail, False, _provenance(task, self.registry, self.device))
+                outcome = execute(task, self.registry, bundle, self.device, show_progress=self.show_progress)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - one broken method (even sys.exit) must not lose the others
+                outcome = method_failure(task, exc, _provenance(task, self.registry, self.device))
+            yield task, outcome
+
+
+def method_failure(task: Task, exc: BaseException, provenance: dict[str, Any]) -> Failure:
+    """The failure of ``task`` from what its method raised: a user error's message, or the
+    exception with its traceback on stderr (a ``SystemExit`` a plugin raised is named as such)."""
+    if isinstance(exc, UserError):
+        return Failure(task, str(exc), True, provenance)
+    if isinstance(exc, SystemExit):
+        detail = (f"method {task.method.label!r} ({task.method.plugin}) called sys.exit({exc.code!r}); "
+                  "a plugin must raise an exception instead")
+    else:
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    print("".join(traceback.format_exception(exc)), file=sys.stderr)
+    return Failure(task, detail, False, provenance)
+
+
+def _invalid_rows(task: Task, rows: list[ResultRow]) -> Failure | None:
+    """A failure when the rows a run computed break the row schema (never stored)."""
+    from zsbench.rows import RowError, check_rows
+
+    try:
+        check_rows((f"{task.describe()}: calibrator {r.calibrator}", attrs.asdict(r)) for r in rows)
+    except RowError as exc:
+        return Failure(task, str(exc), False, rows[0].provenance if rows else None)
+    return None
 
 
 def run_spec(
@@ -376,6 +400,8 @@ def run_spec(
 
     done, failures, recovered, recovery_file = [], [], [], None
     for task, outcome in backend.run(claimed()):
+        if not isinstance(outcome, Failure) and (invalid := _invalid_rows(task, outcome)):
+            outcome = invalid
         if isinstance(outcome, Failure):
             failures.append(outcome)
             store.record_failure(task.key, task.spec_name, task.dataset.label, task.method.label, task.seed,

@@ -6,11 +6,14 @@ Every error names the file, the key path (``methods[1].loss.kappa``) and what wa
 
 from __future__ import annotations
 
+import collections
 import collections.abc
 import copy
 import hashlib
 import itertools
 import json
+import math
+import os
 import re
 import types
 import typing
@@ -30,6 +33,12 @@ TOP_KEYS = {"name", "description", "seeds", "device", "datasets", "methods"}
 NO_CALIBRATION = "none"
 DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")  # the devices zsbench runs on
 UNIONS = (typing.Union, types.UnionType)  # Optional[X] and X | None
+MAX_SEED = 2**32 - 1  # numpy's seed range
+# Bounds on the work a spec may ask for, so that a typo cannot exhaust memory or time; a real
+# benchmark above them raises them with $ZSBENCH_MAX_RUNS and $ZSBENCH_MAX_GRID_POINTS.
+DEFAULT_MAX_RUNS = 100_000
+DEFAULT_MAX_GRID_POINTS = 10_000
+MAX_SPEC_VALUES = 1_000_000  # values in the document once YAML aliases are expanded
 
 
 def canonical_hash(obj: Any) -> str:
@@ -84,6 +93,10 @@ class MethodSpec:
         if self.side_information != "auto":  # absent when unset, so older run keys still hold
             out["side_information"] = self.side_information
         return out
+
+    def grid_size(self) -> int:
+        """How many points ``grid_points`` has, without making them."""
+        return math.prod(len(values) for values in self.grid.values())
 
     def grid_points(self) -> list[dict[str, Any]]:
         """The cartesian product of the grid as option-path -> value dicts ([{}] when none)."""
@@ -192,6 +205,8 @@ class _Checker:
         hints = entry.type_hints()
         for name, value in options.items():
             path = f"{key}.{name}" if key else name
+            if _nonfinite(value):
+                self.fail(path, f"expected finite numbers, got {value!r} (NaN and infinities are not settings)")
             if entry.unknown_options([name]):
                 listed = ", ".join(sorted(known)) or "none"
                 self.fail(path, f"unknown option for {entry.kind} {entry.name!r}; known options: {listed}")
@@ -263,12 +278,64 @@ def _describe(hint: Any) -> str:
 
 def _seeds(c: _Checker, value: Any) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        if value > max_runs():
+            c.fail("seeds", f"{value} seeds is more than the {max_runs()} runs a spec may have (set ZSBENCH_MAX_RUNS to allow more)")
         return tuple(range(value))
     if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        if bad := [s for s in value if not 0 <= s <= MAX_SEED]:
+            c.fail("seeds", f"a seed is an integer from 0 to {MAX_SEED}, got {bad[0]!r}")
         if len(set(value)) != len(value):
             c.fail("seeds", f"seeds must be distinct, got {value!r}")
         return tuple(value)
     c.fail("seeds", f"expected a positive integer (number of seeds) or a list of distinct integers, got {value!r}")
+
+
+def max_runs() -> int:
+    return _limit("ZSBENCH_MAX_RUNS", DEFAULT_MAX_RUNS)
+
+
+def max_grid_points() -> int:
+    return _limit("ZSBENCH_MAX_GRID_POINTS", DEFAULT_MAX_GRID_POINTS)
+
+
+def _limit(variable: str, default: int) -> int:
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise UserError(f"${variable}: expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+def _nonfinite(value: Any) -> bool:
+    """Whether ``value`` is or holds (in lists and mappings) a NaN or an infinity."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return any(_nonfinite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_nonfinite(v) for v in value.values())
+    return False
+
+
+def _bounded(raw: Any, file: str) -> None:
+    """Refuse a document that expands beyond ``MAX_SPEC_VALUES`` values or refers to itself
+    (YAML aliases share one object among many places: hashing or copying the spec expands
+    them all, so an alias bomb is caught here, before anything walks it)."""
+    budget = MAX_SPEC_VALUES
+    stack: list[tuple[Any, tuple[int, ...]]] = [(raw, ())]
+    while stack:
+        value, ancestors = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise SpecError(file, "", f"expands to more than {MAX_SPEC_VALUES} values (YAML aliases `*name` "
+                                      "repeated inside each other?); write the values out, or fewer of them")
+        if isinstance(value, (dict, list)):
+            if id(value) in ancestors:
+                raise SpecError(file, "", "a YAML alias refers to a mapping or list that contains it "
+                                          "(a recursive alias); a spec must be a tree")
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, (*ancestors, id(value))) for child in children)
 
 
 def _dataset(c: _Checker, raw: Any, key: str) -> list[DatasetSpec]:
@@ -337,6 +404,10 @@ def _method(c: _Checker, raw: Any, key: str) -> list[MethodSpec]:
     grid = c.mapping(raw.get("grid", entry.default_grid), f"{key}.grid")
     for path, values in grid.items():
         c.nonempty_list(values, f"{key}.grid.{path}")
+    if (points := math.prod(len(values) for values in grid.values())) > max_grid_points():
+        c.fail(f"{key}.grid", f"{points} grid points, more than the {max_grid_points()} a method may have "
+                              f"(set ZSBENCH_MAX_GRID_POINTS to allow more)")
+    for path, values in grid.items():
         for v in values:
             c.options(entry, c.set_path(options, path, v, f"{key}.grid.{path}"), key)
     calibrators = _calibrators(c, raw.get("calibrators"), f"{key}.calibrators")
@@ -382,9 +453,13 @@ def parse_spec(raw: Any, file: str, registry: Registry) -> BenchmarkSpec:
         m for i, item in enumerate(c.nonempty_list(raw.get("methods"), "methods")) for m in _method(c, item, f"methods[{i}]")
     )
     for kind, labels in (("datasets", [d.label for d in datasets]), ("methods", [m.label for m in methods])):
-        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        dupes = sorted(x for x, n in collections.Counter(labels).items() if n > 1)
         if dupes:
             c.fail(kind, f"names must be unique, {', '.join(dupes)} appear(s) twice; give each entry its own 'name'")
+    runs = len(datasets) * len(methods) * len(seeds)
+    if runs > max_runs():
+        c.fail("", f"{len(datasets)} dataset(s) x {len(methods)} method(s) x {len(seeds)} seed(s) = {runs} runs, "
+                   f"more than the {max_runs()} a spec may have (set ZSBENCH_MAX_RUNS to allow more)")
     return BenchmarkSpec(name, file, seeds, device, datasets, methods, raw)
 
 
@@ -407,4 +482,5 @@ def load_spec(path: str | Path, registry: Registry) -> BenchmarkSpec:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
         raise SpecError(str(path), "", f"not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
+    _bounded(raw, str(path))
     return parse_spec(raw, str(path), registry)

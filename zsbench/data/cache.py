@@ -4,6 +4,11 @@ Entries live under ``<cache home>/tables/<key>/`` and are keyed by the (path, si
 the files they were read from, so editing or replacing a source file rebuilds the entry. An
 entry is written to a temporary folder and renamed into place: a killed writer leaves no
 half-written entry, and concurrent writers of one key keep whichever finished first.
+
+An entry carries the SHA-256 of its table, written with it and checked on every read: a damaged
+entry (bit rot, a partial copy), or anything at an entry's place that is not a folder holding
+regular files (a symlink, a plain file), is rebuilt, never used. A cache folder that cannot be
+written (a full disk, a read-only home) costs a warning and the table is used uncached.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from stat import S_ISREG
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +33,7 @@ FORMAT_VERSION = "1"  # bump when the layout of cached tables changes
 # An Arrow IPC stream, memory-mapped by pyarrow itself (as Hugging Face ``datasets`` does, without
 # the second of start-up that importing ``datasets`` costs every run).
 TABLE_FILE = "table.arrow"
+CHECKSUM_FILE = "table.sha256"  # hex SHA-256 of TABLE_FILE
 _STALE_SECONDS = 3600  # a temporary folder this old belongs to a writer that died
 
 
@@ -60,19 +68,48 @@ def _walk(path: str) -> Iterator[tuple[str, os.stat_result]]:
 def cached_table(key: str, build: Callable[[], Mapping[str, pa.Array]]) -> pa.Table:
     """The memory-mapped table stored under ``key``; ``build()`` makes its columns on a miss."""
     final = tables_dir() / key
-    if final.is_dir():
+    if final.is_dir() and not final.is_symlink():
         try:
             return _open(final)
         except Exception as exc:  # noqa: BLE001 - a damaged entry is rebuilt, never trusted
             if is_resource_error(exc):  # the machine, not the entry, failed: keep it
                 raise resource_error(final, exc) from exc
-            shutil.rmtree(final, ignore_errors=True)
-    _write(final, pa.table(dict(build())))
+    table = pa.table(dict(build()))
+    try:
+        _remove(final)
+        _write(final, table)
+    except OSError as exc:
+        warnings.warn(f"{final.parent}: the cache cannot be written ({exc.strerror or exc}); the table is used "
+                      "uncached. Free space there or set ZSBENCH_CACHE to a folder you can write", stacklevel=2)
+        return table
     return _open(final)
 
 
+def _remove(entry: Path) -> None:
+    """Whatever is at an entry's place: a damaged entry, a symlink, a plain file."""
+    if entry.is_symlink() or (entry.exists() and not entry.is_dir()):
+        entry.unlink()
+    elif entry.exists():
+        shutil.rmtree(entry)
+
+
+def _regular(path: Path) -> Path:
+    if not S_ISREG(os.lstat(path).st_mode):
+        raise ValueError(f"{path} is not a regular file")
+    return path
+
+
+def _digest(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def _open(folder: Path) -> pa.Table:
-    with pa.ipc.open_stream(pa.memory_map(str(folder / TABLE_FILE))) as reader:
+    """The entry's table once its checksum matches (else ValueError: damaged)."""
+    table_file = _regular(folder / TABLE_FILE)
+    if _regular(folder / CHECKSUM_FILE).read_text().strip() != _digest(table_file):
+        raise ValueError(f"{table_file}: does not match its checksum (damaged)")
+    with pa.ipc.open_stream(pa.memory_map(str(table_file))) as reader:
         table = reader.read_all()  # zero-copy views of the mapped file
     table.validate(full=False)
     return table
@@ -88,6 +125,7 @@ def _write(final: Path, table: pa.Table) -> None:
         with pa.OSFile(str(tmp / "table" / TABLE_FILE), "wb") as sink:
             with pa.ipc.new_stream(sink, table.schema) as writer:
                 writer.write_table(table.combine_chunks(), max_chunksize=max(table.num_rows, 1))
+        (tmp / "table" / CHECKSUM_FILE).write_text(_digest(tmp / "table" / TABLE_FILE) + "\n")
         try:
             os.rename(tmp / "table", final)
         except OSError:

@@ -194,6 +194,10 @@ def _download(url: str, part: Path, progress: bool, timeout: float) -> bool:
     with response:
         if start and response.status != 206:  # the server ignored the range: start over
             start = 0
+        elif start and _range_start(response.headers.get("Content-Range")) != start:
+            response.close()  # a range that does not continue the part: appending it would corrupt the file
+            part.unlink()
+            return _download(url, part, progress, timeout)
         if "text/html" in response.headers.get("Content-Type", ""):
             raise FetchError(f"{url} returned a web page instead of the file (a quota, login or "
                              "virus-scan page)")
@@ -218,12 +222,20 @@ def _download(url: str, part: Path, progress: bool, timeout: float) -> bool:
     return total is not None
 
 
+def _range_start(content_range: str | None) -> int | None:
+    """The first byte of a ``Content-Range: bytes a-b/n`` header (None when absent or malformed)."""
+    unit, _, rest = (content_range or "").partition(" ")
+    first = rest.partition("-")[0]
+    return int(first) if unit == "bytes" and first.isdigit() else None
+
+
 def download(name: str, root: str | os.PathLike | None = None, *, images: bool = False,
              mirror: str | None = None, progress: bool = True, keep_archives: bool = False) -> Path:
     """Fetch, check and install data set ``name`` into ``root`` (default: its data home)."""
+    from zsbench.outputs import writable_folder
+
     chosen = sources(name, images)
-    root = dataset_root(name, root)
-    root.mkdir(parents=True, exist_ok=True)
+    root = writable_folder(dataset_root(name, root), "--root" if root else "$ZSBENCH_DATA")
     downloads = root / DOWNLOADS
     record = _read_sources(root)
     pending = [s for s in chosen if s.file not in record]
