@@ -18,6 +18,7 @@ import attrs
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from zsbench.summary import Estimate, SummaryRow
 
@@ -122,7 +123,7 @@ def _title(fig: Figure, title: str) -> None:
 
 def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")  # a legend under the axes stays in the picture
     return path
 
 
@@ -184,21 +185,24 @@ def seen_unseen_figure(
     }
     if not lines:
         return None
-    fig = _figure(5.5, 5.5)
+    methods = sorted({method for method, _ in chosen} | {method for method, _ in lines})
+    fig = _figure(5.5, 5.5 + 0.25 * (len(methods) + 2))
     ax = fig.add_subplot(1, 1, 1)
-    for (method, calibrator), (s, u) in lines.items():
-        ax.plot(s.mean, u.mean, label=f"{method} + {calibrator} (n={s.seeds})", linewidth=1.8,
-                color=palette.colour(method), linestyle=palette.dashes(method))
+    for (method, _), (s, u) in lines.items():
+        ax.plot(s.mean, u.mean, linewidth=1.8, color=palette.colour(method), linestyle=palette.dashes(method))
     for (method, calibrator), point in chosen.items():
-        calibrated = (method, calibrator) in lines
-        ax.plot(*point, marker="o" if calibrated else "s", color=palette.colour(method), markersize=7,
-                linestyle="none", label=None if calibrated else f"{method} ({calibrator})")
+        ax.plot(*point, marker="o" if (method, calibrator) in lines else "s", color=palette.colour(method),
+                markersize=7, linestyle="none")
+    handles = [Line2D([], [], color=palette.colour(m), linestyle=palette.dashes(m), linewidth=1.8, label=m)
+               for m in methods]
+    handles += [Line2D([], [], color="#333333", marker="o", linestyle="none", label="calibrated: chosen parameter"),
+                Line2D([], [], color="#333333", marker="s", linestyle="none", label="no calibration")]
     ax.set_xlabel("seen accuracy s (%)")
     ax.set_ylabel("unseen accuracy u (%)")
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(0, -0.15), ncol=1)
+    ax.legend(handles=handles, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     _title(fig, title)
     return _save(fig, path)
 
