@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
+import attrs
 import pytest
 from test_leaderboard import CALIBRATORS, METHODS, SEEDS, row
 
@@ -193,3 +194,60 @@ def test_the_sort_script_orders_numbers_by_value_and_dashes_last(tmp_path):
     dom = dump_dom(browser, tmp_path / "page.html", tmp_path)
     # numbers: largest first, then reversed, a dash last both ways; text: a-z, then z-a
     assert 'data-orders="cdba,bdca,abcd,dcba"' in dom, dom[-2000:]
+
+
+HOSTILE = ("x<img src=x onerror=alert(1)>", "[click](javascript:alert(2))")
+
+
+class Live(HTMLParser):
+    """Markup that would run or navigate: event attributes, javascript: URLs, images and
+    scripts of the generated content."""
+
+    def __init__(self):
+        super().__init__()
+        self.found: list[str] = []
+        self.text = ""
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name.startswith("on") or (value or "").strip().lower().startswith("javascript:"):
+                self.found.append(f"<{tag} {name}={value!r}>")
+        if tag == "img" and dict(attrs).get("src") == "x":
+            self.found.append("<img src=x>")
+
+    def handle_data(self, data):
+        self.text += data
+
+
+@pytest.mark.slow
+def test_hostile_labels_build_as_text_and_every_label_gets_its_own_page(tmp_path):
+    datasets = [*HOSTILE, "Flowers", "flowers", "Flöwers", "花", "index", "flo"]  # flo: other pages link it
+    methods = [*HOSTILE, "m", "M"]
+    rows = [
+        {**attrs.asdict(row("alpha-net", c, seed, dataset=d)), "method": m, "method_plugin": m, "spec_name": HOSTILE[0],
+         "side_information": HOSTILE[1], "features": HOSTILE[0], "id": i, "curves": {}}
+        for i, (d, m, c, seed) in enumerate((d, m, c, s) for d in datasets for m in methods for c in CALIBRATORS
+                                            for s in SEEDS)
+    ]
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "docs", project / "docs", ignore=shutil.ignore_patterns("leaderboard"))
+    shutil.copy(ROOT / "mkdocs.yml", project)
+    written = write_leaderboard(rows, project / "docs" / "leaderboard", with_plots=False)
+    pages = [p for p in written if p.suffix == ".md"]
+    # one index, one ranking, one page per data set and one per method on each: none overwritten
+    assert len(set(pages)) == len(pages) == 2 + len(datasets) * (1 + len(methods))
+    assert len({p.as_posix().lower() for p in pages}) == len(pages)  # nor on a case-insensitive disk
+    build(project, tmp_path / "site")
+    html_files = sorted((tmp_path / "site" / "leaderboard").rglob("*.html"))
+    assert len(html_files) == len(pages)
+    shown = ""
+    for html_file in html_files:
+        live = Live()
+        # a browser reads <title> as text only (RCDATA); the theme writes the heading's text there
+        live.feed(re.sub(r"<title>.*?</title>", "", html_file.read_text(), flags=re.S))
+        assert not live.found, (html_file, live.found)
+        shown += live.text
+    for label in HOSTILE:  # shown, as text
+        assert label in shown
+    search = (tmp_path / "site" / "search" / "search_index.json").read_text()  # the search box shows it as HTML
+    assert "<img" not in search and "javascript:alert" not in search.replace("[click](javascript:alert(2))", "")
