@@ -138,7 +138,7 @@ def test_pages_have_independently_computed_cis_sorted_by_h(results_db, reported_
     out = tmp_path / "site"
     written = write_leaderboard(load_rows(results_db), out, load_reported(reported_file), with_plots=False)
     assert [p.relative_to(out).as_posix() for p in written] == [
-        "index.md", "flowers.md", "flowers/alpha-net.md", "flowers/beta-map.md", "cub.md"
+        "index.md", "flowers.md", "flowers/alpha-net.md", "flowers/beta-map.md", "cub.md", "_top-rows.md"
     ]
     page = (out / "flowers.md").read_text()
     assert page.startswith("---\nhide:\n  - toc\n---\n")  # the wide table gets the toc's width
@@ -223,6 +223,9 @@ def test_pages_have_independently_computed_cis_sorted_by_h(results_db, reported_
     index = (out / "index.md").read_text()
     assert "[Flowers](flowers.md)" in index and "[CUB](cub.md)" in index
     assert "| beta-map |" in index and "beta-map + metric-rescaling" not in index  # validated, not best test H
+    top = (out / "_top-rows.md").read_text().splitlines()  # the home page's results, linking from docs/
+    assert top[4].startswith("| [Flowers](site/flowers.md) | 1 | beta-map |") and "| tied " not in top[4]
+    assert top[5].startswith("| [Flowers](site/flowers.md) | 2 | alpha-net + metric-rescaling |")
 
 
 def test_rows_from_before_the_test_only_metrics_show_dashes(tmp_path):
@@ -270,7 +273,7 @@ def test_rows_without_curves_give_tables_and_no_calibration_plots(tmp_path):
     rows = [{**attrs.asdict(row("solo", "none", seed)), "curves": {}, "id": seed} for seed in SEEDS]
     written = write_leaderboard(rows, tmp_path / "out")  # no curves: only the bar chart to draw
     assert [p.relative_to(tmp_path / "out").as_posix() for p in written] == [
-        "index.md", "flowers.md", "flowers/page.h-bars.png", "flowers/solo.md"
+        "index.md", "flowers.md", "flowers/page.h-bars.png", "flowers/solo.md", "_top-rows.md"
     ]
     page = written[1].read_text()
     assert "## Calibration" not in page and REPORTED_TITLE not in page and "## What calibration buys" not in page
@@ -310,7 +313,7 @@ def test_command_writes_pages_and_reads_the_default_reported_file(results_db, re
     reported_file.rename(tmp_path / "benchmarks" / "reported.yaml")
     result = CliRunner().invoke(leaderboard, ["--results", str(results_db), "--out", "lb", "--no-plots"])
     assert result.exit_code == 0, result.output
-    assert "wrote 5 page(s) and 0 plot(s)" in result.output and "2 reported result(s)" in result.output
+    assert "wrote 5 page(s), 0 plot(s) and the home page's top rows" in result.output and "2 reported result(s)" in result.output
     assert REPORTED_TITLE in (tmp_path / "lb" / "flowers.md").read_text()
 
 

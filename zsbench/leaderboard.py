@@ -29,6 +29,7 @@ from zsbench.leaderboard_pages import (
     render_index,
     render_page,
     render_ranking,
+    render_top_rows,
 )
 from zsbench.site_markdown import distinct, slug
 from zsbench.spec import NO_CALIBRATION
@@ -38,6 +39,9 @@ __all__ = ["MAIN_COLUMNS", "REPORTED_TITLE", "Reported", "leaderboard", "load_re
            "slug", "write_leaderboard"]
 
 DEFAULT_REPORTED = Path("benchmarks") / "reported.yaml"
+# The home page's results, included there as a snippet (excluded from the site as a page: its
+# links are relative to the home page). No slug starts with "_", so no page is named so.
+TOP_ROWS = "_top-rows.md"
 REPORTED_KEYS = {"method", "dataset", "u", "s", "H", "zsl", "source", "notes", "features", "protocol"}
 REPORTED_METRICS = ("u", "s", "H", "zsl")
 
@@ -202,8 +206,8 @@ def write_leaderboard(
     rows: Sequence[dict[str, Any]], out_dir: str | Path, reported: Sequence[Reported] = (), with_plots: bool = True,
     failures: Mapping[tuple[str, str], int] | None = None,
 ) -> list[Path]:
-    """Write ``index.md``, one ``<dataset>.md`` per data set with its PNG plots, and one page
-    per method under ``<dataset>/`` into ``out_dir``.
+    """Write ``index.md``, one ``<dataset>.md`` per data set with its PNG plots, one page per
+    method under ``<dataset>/``, and the home page's snippet of top rows into ``out_dir``.
 
     ``rows`` are result rows as ``ResultStore.rows`` returns them, with their curves under
     ``"curves"`` when plots of calibration curves are wanted (``load_rows`` adds them).
@@ -245,7 +249,9 @@ def write_leaderboard(
         written += [out_dir / "ranking.md", *([figure] if figure else [])]
     index = out_dir / "index.md"
     index.write_text(render_index(pages, ranking is not None))
-    return [index, *written]
+    top = out_dir / TOP_ROWS
+    top.write_text(render_top_rows(pages, out_dir.name, ranking is not None))
+    return [index, *written, top]
 
 
 # --------------------------------------------------------------------------- command
@@ -286,8 +292,9 @@ def leaderboard(results_paths: tuple[str, ...], out_dir: str, reported_path: str
                         "pass --out a folder you can write") from None
     for (dataset, method), count in sorted(failures.items()):
         click.echo(f"{dataset} / {method}: {count} failed run(s), not scored (zsbench results --failed)", err=True)
-    pages = sum(p.suffix == ".md" for p in written)
+    pages = sum(p.suffix == ".md" and p.name != TOP_ROWS for p in written)
     click.echo(
-        f"wrote {pages} page(s) and {len(written) - pages} plot(s) to {out_dir} from {len(rows)} row(s)"
+        f"wrote {pages} page(s), {len(written) - pages - 1} plot(s) and the home page's top rows ({TOP_ROWS}) to "
+        f"{out_dir} from {len(rows)} row(s)"
         + (f" and {len(reported)} reported result(s) ({reported_path})" if reported else "")
     )
