@@ -322,17 +322,18 @@ def render_index(pages: Sequence[DatasetPage], ranking: bool) -> str:
 def render_top_rows(pages: Sequence[DatasetPage], folder: str, ranking: bool, top: int = 3) -> str:
     """The home page's results: each data set's best validated rows, ties to the best marked,
     linking to its leaderboard (``folder``: the leaderboard's folder, seen from the home page)."""
-    body = []
+    lines = [GENERATED, ""]
     for page in pages:
-        main = best_rows(page)
-        for rank, s, pair in list(zip(cmp.rank_labels(main), main, cmp.versus_best(main)))[:top]:
-            body.append([link(page.title, f"{folder}/{page.slug}.md"), Markup(rank), s.label, s.estimates["H"],
-                         versus(pair)])
-    if not body:
+        if main := best_rows(page):
+            body = [[Markup(rank), s.label, s.estimates["H"], versus(pair)]
+                    for rank, s, pair in list(zip(cmp.rank_labels(main), main, cmp.versus_best(main)))[:top]]
+            lines += [f"**{link(page.title, f'{folder}/{page.slug}.md')}**", "",
+                      *sortable(table(["#", "method", "H", "vs #1"], body, right=("#", "H"))), ""]
+    if len(lines) == 2:
         return "No results yet.\n"
-    across = [f"Across data sets: the [aggregate ranking]({folder}/ranking.md).", ""] if ranking else []
-    return "\n".join([GENERATED, "", *table(["data set", "#", "method", "H", "vs #1"], body, right=("#", "H")), "",
-                      *across])
+    if ranking:
+        lines += [f"Across data sets: the [aggregate ranking]({folder}/ranking.md).", ""]
+    return "\n".join(lines)
 
 
 def ranking_inputs(pages: Sequence[DatasetPage]) -> dict[str, dict[str, float]]:
