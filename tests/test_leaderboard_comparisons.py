@@ -125,3 +125,24 @@ def test_distinct_names_never_share_a_file_name(names):
     assert len({f.lower() for f in files}) == len(names)
     assert all(f and set(f) <= set("abcdefghijklmnopqrstuvwxyz0123456789-") for f in files)
     assert not {"index", "ranking"} & set(files)
+
+
+def test_rows_that_differ_only_by_backbone_get_a_method_by_backbone_page(tmp_path):
+    h = {("lite0", "a"): [0.50, 0.52, 0.54], ("lite0", "b"): [0.40, 0.45, 0.41],
+         ("lite1", "a"): [0.45, 0.46, 0.50], ("lite1", "b"): [0.48, 0.49, 0.47]}
+    rows = []
+    for (backbone, method), hs in h.items():
+        for r in rows_of(method, "none", hs, dataset="flo" if backbone == "lite0" else f"flo[backbone={backbone}]"):
+            r.update(id=len(rows), curves={}, side_information="att", features=f"efficientnet_{backbone}",
+                     spec_name="s", hyperparameters={}, calibration_param=None, wall_time=1.0, run_key=str(len(rows)),
+                     provenance={"config": {"dataset": {"plugin": "flo", "options": {}, "backbone": {"name": backbone}}}})
+            rows.append(r)
+    written = write_leaderboard(rows, tmp_path, with_plots=False)
+    assert tmp_path / "flo-methods-by-backbone.md" in written
+    page = (tmp_path / "flo-methods-by-backbone.md").read_text()
+    assert "(pages: [lite0](flo-backbone-lite0" in page  # a single backbone is named in the label too
+    assert "| a | 52.0 ± 5.0 | 47.0 ± 6.6 |" in page and "| b | 42.0 ± 6.6 | 48.0 ± 2.5 |" in page
+    mean, half = paired([0.05, 0.06, 0.04])
+    assert f"| a | lite0 − lite1 | +{mean:.1f} ± {half:.1f} | 3 | higher |" in page
+    assert "| b | lite0 − lite1 | -6.0 ± " in page and "[flo: methods by backbone](flo-methods-by-backbone.md)" in (
+        tmp_path / "index.md").read_text()

@@ -21,11 +21,18 @@ from zsbench import comparisons as cmp
 from zsbench import plots
 from zsbench.errors import DataError, UserError
 from zsbench.leaderboard_methods import method_pages
-from zsbench.leaderboard_model import DatasetPage, Reported, Sweep, pages_of, split_sweeps
+from zsbench.leaderboard_model import (
+    DatasetPage,
+    Reported,
+    Sweep,
+    pages_of,
+    split_sweeps,
+)
 from zsbench.leaderboard_pages import (
     MAIN_COLUMNS,
     REPORTED_TITLE,
     ranking_inputs,
+    render_backbones,
     render_index,
     render_page,
     render_ranking,
@@ -247,8 +254,12 @@ def write_leaderboard(
                 "Mean rank across data sets (bars: not told apart)", out_dir / "ranking.png", palette)
         (out_dir / "ranking.md").write_text(render_ranking(ranking, figure))
         written += [out_dir / "ranking.md", *([figure] if figure else [])]
+    groups = list({id(p.backbones): p.backbones for p in pages if p.backbones}.values())
+    for group in groups:
+        (out_dir / f"{group.slug}.md").write_text(render_backbones(group) + "\n")
+        written.append(out_dir / f"{group.slug}.md")
     index = out_dir / "index.md"
-    index.write_text(render_index(pages, ranking is not None))
+    index.write_text(render_index(pages, ranking is not None, groups))
     top = out_dir / TOP_ROWS
     top.write_text(render_top_rows(pages, out_dir.name, ranking is not None))
     return [index, *written, top]

@@ -54,6 +54,7 @@ class DatasetPage:
     failures: dict[str, int] = attrs.field(factory=dict)  # method -> failed runs, counted, never scored
     joined_by_plugin: bool = False  # the reported numbers are of the full data set, not this label
     slug: str = ""
+    backbones: BackboneGroup | None = None  # the pages of the same runs with other backbones
 
     def method_slugs(self) -> Slugs:
         return Slugs(r["method"] for r in self.rows)
@@ -81,10 +82,48 @@ def pages_of(rows: Sequence[dict[str, Any]], reported: Sequence[Reported],
         page.joined_by_plugin = page.joined_by_plugin or joined
     for (dataset, method), count in (failures or {}).items():
         pages.setdefault(dataset, DatasetPage(dataset)).failures[method] = count
-    slugs = Slugs(pages)
+    groups = backbone_groups(list(pages.values()))
+    slugs = Slugs([*pages, *(g.title for g in groups)])
     for page in pages.values():
         page.slug = slugs[page.title]
+    for group in groups:
+        group.slug = slugs[group.title]
+        for _, page in group.pages:
+            page.backbones = group
     return list(pages.values())
+
+
+def page_backbone(page: DatasetPage) -> str | None:
+    """The one backbone every row of the page extracted its features with (None: none, or several)."""
+    names = {((((r.get("provenance") or {}).get("config") or {}).get("dataset") or {}).get("backbone") or {}).get("name")
+             for r in page.rows}
+    return next(iter(names)) if len(names) == 1 and None not in names else None
+
+
+@attrs.define
+class BackboneGroup:
+    """Data set pages whose rows differ only by backbone: the same label before ``[backbone=...]``,
+    the same dataset plugin and options."""
+
+    base: str
+    pages: list[tuple[str, DatasetPage]]  # (backbone, page), in first-seen order
+    slug: str = ""
+
+    @property
+    def title(self) -> str:
+        return f"{self.base}: methods by backbone"
+
+
+def backbone_groups(pages: Sequence[DatasetPage]) -> list[BackboneGroup]:
+    """The groups of two backbones or more (``pages_of`` names them and links their pages)."""
+    groups: dict[str, BackboneGroup] = {}
+    for page in pages:
+        if (backbone := page_backbone(page)) is None:
+            continue
+        config = ((page.rows[0].get("provenance") or {}).get("config") or {}).get("dataset") or {}
+        key = json.dumps([page.title.split("[backbone=")[0], config.get("plugin"), config.get("options")], sort_keys=True)
+        groups.setdefault(key, BackboneGroup(page.title.split("[backbone=")[0], [])).pages.append((backbone, page))
+    return [g for g in groups.values() if len(g.pages) > 1]
 
 
 # --------------------------------------------------------------------------- sweeps

@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 
 from zsbench import comparisons as cmp
-from zsbench.leaderboard_model import DatasetPage, Reported, Sweep, order, split_sweeps
+from zsbench.leaderboard_model import (
+    BackboneGroup,
+    DatasetPage,
+    Reported,
+    Sweep,
+    order,
+    split_sweeps,
+)
 from zsbench.site_markdown import (
     GENERATED,
     WIDE,
@@ -242,6 +249,8 @@ def render_page(page: DatasetPage, figures: Mapping[str, Path]) -> str:
     lines = [*WIDE, f"# {text(page.title)}", "", GENERATED, ""]
     if page.rows:
         lines += context_block(page.rows)
+        if page.backbones:
+            lines += [f"Other backbones: [{text(page.backbones.title)}]({page.backbones.slug}.md).", ""]
         lines += image(figures, "h-bars", "H on test per method, mean and 95% CI over seeds")
         lines += ["## Measured", ""]
         lines += failure_note(page.failures)
@@ -291,7 +300,7 @@ def best_rows(page: DatasetPage) -> list[SummaryRow]:
     return cmp.validated(summarize(plain))[0]
 
 
-def render_index(pages: Sequence[DatasetPage], ranking: bool) -> str:
+def render_index(pages: Sequence[DatasetPage], ranking: bool, groups: Sequence[BackboneGroup] = ()) -> str:
     lines = [
         "# Leaderboard", "", GENERATED, "",
         "Measured with `zsbench run` under the Xian et al. GZSL protocol (the Concepts page "
@@ -316,6 +325,8 @@ def render_index(pages: Sequence[DatasetPage], ranking: bool) -> str:
         lines.append("The results database has no rows yet.")
     if ranking:
         lines += ["", "Across data sets: the [aggregate ranking](ranking.md) (mean rank and critical difference)."]
+    for group in groups:
+        lines += ["", f"Across backbones: [{text(group.title)}]({group.slug}.md)."]
     return "\n".join(lines) + "\n"
 
 
@@ -349,6 +360,37 @@ def ranking_inputs(pages: Sequence[DatasetPage]) -> dict[str, dict[str, float]]:
         if best:
             out[page.title] = {m: h for m, (_, h) in best.items()}
     return out
+
+
+def render_backbones(group: BackboneGroup) -> str:
+    """Method x backbone: each method's validated H per backbone, and for each method the paired
+    per-seed differences between backbones (the runs differ in nothing else)."""
+    by_backbone = {b: {s.method: s for s in best_rows(page)} for b, page in group.pages}
+    backbones = list(by_backbone)
+    methods = list(dict.fromkeys(m for rows in by_backbone.values() for m in rows))
+    body = [[m, *(by_backbone[b][m].estimates["H"] if m in by_backbone[b] else "—" for b in backbones)]
+            for m in methods]
+    pairs = [
+        [m, f"{a} − {b}", signed(pair.difference), pair.difference.n, pair.why.replace("ahead", "higher")
+         .replace("behind", "lower")]
+        for m in methods
+        for i, a in enumerate(backbones) for b in backbones[i + 1:]
+        if m in by_backbone[a] and m in by_backbone[b]
+        for pair in (cmp.Pair.of(by_backbone[a][m], by_backbone[b][m]),)
+    ]
+    links = ", ".join(f"[{text(b)}]({page.slug}.md)" for b, page in group.pages)
+    lines = [
+        *WIDE, f"# {text(group.title)}", "", GENERATED, "",
+        f"The same data set and methods with each image backbone (pages: {links}). Each cell is the test H "
+        "(mean and 95% CI over seeds) of the calibration validation chose on that backbone.", "",
+        *sortable(table(["method", *(text(b) for b in backbones)], body, right=backbones)), "",
+        "## Paired differences between backbones", "",
+        "Per method, the mean and 95% CI of the per-seed differences of H between two backbones "
+        "(percentage points; same seeds, same split).", "",
+        *sortable(table(["method", "backbones", "H difference", "paired seeds", "verdict"], pairs,
+                        right=("H difference", "paired seeds"))), "",
+    ]
+    return "\n".join(lines)
 
 
 def render_ranking(ranking: cmp.Ranking, figure: Path | None) -> str:
