@@ -26,6 +26,7 @@ from zsbench.site_markdown import (
     GENERATED,
     WIDE,
     Markup,
+    code,
     distinct,
     link,
     number,
@@ -220,8 +221,8 @@ def stale_note(summaries: Sequence[SummaryRow]) -> list[str]:
     flagged = [(s, why) for s in summaries if (why := _stale(s))]
     if not flagged:
         return []
-    items = "; ".join(f"{s.method} / {s.calibrator}: {why}" for s, why in flagged)
-    return [f"**Stale rows** (marked *(stale)*: not from the current code or data; rerun their spec): {text(items)}", ""]
+    items = "; ".join(f"{text(s.method)} / {text(s.calibrator)}: {code(why)}" for s, why in flagged)
+    return [f"**Stale rows** (marked *(stale)*: not from the current code or data; rerun their spec): {items}", ""]
 
 
 def image(figures: Mapping[str, Path], key: str, alt: str) -> list[str]:

@@ -31,6 +31,12 @@ def text(value: Any) -> str:
     return "".join(_HTML.get(ch, ch) for ch in escaped)
 
 
+def code(value: Any) -> str:
+    """``value`` as a code span: shown literally (Markdown escapes HTML in it); a backtick,
+    which would end the span, becomes a quote."""
+    return "`" + " ".join(str(value).replace("`", "'").splitlines()) + "`"
+
+
 def slug(name: str) -> str:
     """A readable, file-name-safe, lower-case ASCII form of ``name`` (accents dropped). Not
     unique on its own: ``Slugs`` makes it so."""
