@@ -188,11 +188,11 @@ def reported_section(page: DatasetPage) -> list[str]:
 
     def comparable(e: Reported) -> str:
         if page.joined_by_plugin:
-            return f"no: measured on {e.dataset}, not on {page.title}"
+            return f"no: the full {e.dataset}, not {page.title}"
         if not e.features:
             return "no: its features are not stated"
         if e.features not in measured:
-            return f"no: other features ({e.features})"
+            return "no: other features"
         return "features match; protocol as stated"
 
     entries = sorted(page.reported, key=lambda e: -(e.H if e.H is not None else -1))
