@@ -146,3 +146,16 @@ def test_rows_that_differ_only_by_backbone_get_a_method_by_backbone_page(tmp_pat
     assert f"| a | lite0 − lite1 | +{mean:.1f} ± {half:.1f} | 3 | higher |" in page
     assert "| b | lite0 − lite1 | -6.0 ± " in page and "[flo: methods by backbone](flo-methods-by-backbone.md)" in (
         tmp_path / "index.md").read_text()
+
+
+def test_figures_draw_labels_that_look_like_formulas_as_text(tmp_path):
+    import attrs
+    from test_leaderboard import CALIBRATORS, SEEDS, row
+
+    hostile = r"m$\notacommand{$"
+    rows = [{**attrs.asdict(row(m, c, seed, dataset=r"d$\frac{$")), "id": i, "method": m}
+            for i, (m, c, seed) in enumerate((m, c, s) for m in (hostile, "plain") for c in CALIBRATORS for s in SEEDS)]
+    for r in rows:
+        r["curves"] = r["curves"] or {}
+    written = write_leaderboard(rows, tmp_path)
+    assert sum(p.suffix == ".png" for p in written) >= 5  # bars, curves, seen-unseen, method pages

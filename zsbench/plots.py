@@ -53,6 +53,12 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
+def _plain(label: object) -> str:
+    """A label drawn as itself: a ``$`` would start matplotlib's mathtext (and a malformed
+    formula fails the whole figure)."""
+    return str(label).replace("$", r"\$")
+
+
 def _readable(draw: Callable[..., Path | None]) -> Callable[..., Path | None]:
     """Draw with the site's type size (matplotlib reads it when each text is made)."""
 
@@ -108,7 +114,7 @@ def _band(x: np.ndarray, estimates: Sequence[Estimate]) -> Band:
 
 def _draw(ax, b: Band, label: str, marker: str | None = None, **style):
     """The mean line (labelled with its number of seeds when there are several) and its band."""
-    (line,) = ax.plot(b.x, b.mean, label=label if b.seeds == 1 else f"{label} (n={b.seeds})", marker=marker,
+    (line,) = ax.plot(b.x, b.mean, label=_plain(label if b.seeds == 1 else f"{label} (n={b.seeds})"), marker=marker,
                       linewidth=1.8, **style)
     if np.any(b.high > b.low):
         ax.fill_between(b.x, b.low, b.high, color=line.get_color(), alpha=0.2, linewidth=0)
@@ -118,7 +124,7 @@ def _draw(ax, b: Band, label: str, marker: str | None = None, **style):
 def _title(fig: Figure, title: str) -> None:
     """A figure title wrapped to the figure's width, so long data set names are never clipped."""
     width = int(fig.get_figwidth() * 9)
-    fig.suptitle("\n".join(textwrap.wrap(title, width)), fontsize=FONT_SIZE)
+    fig.suptitle("\n".join(textwrap.wrap(_plain(title), width)), fontsize=FONT_SIZE)
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -157,9 +163,9 @@ def calibration_figure(
             line = _draw(ax, b, label, **style)
             if (x := (chosen or {}).get(cal, {}).get(label)) is not None:
                 ax.plot([x], [np.interp(x, b.x, b.mean)], marker="o", markersize=7, color=line.get_color())
-        ax.set_xlabel(f"{cal} parameter")
+        ax.set_xlabel(_plain(f"{cal} parameter"))
         ax.set_ylabel("H (%)")
-        ax.set_title(cal)
+        ax.set_title(_plain(cal))
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     _title(fig, title)
@@ -193,7 +199,7 @@ def seen_unseen_figure(
     for (method, calibrator), point in chosen.items():
         ax.plot(*point, marker="o" if (method, calibrator) in lines else "s", color=palette.colour(method),
                 markersize=7, linestyle="none")
-    handles = [Line2D([], [], color=palette.colour(m), linestyle=palette.dashes(m), linewidth=1.8, label=m)
+    handles = [Line2D([], [], color=palette.colour(m), linestyle=palette.dashes(m), linewidth=1.8, label=_plain(m))
                for m in methods]
     handles += [Line2D([], [], color="#333333", marker="o", linestyle="none", label="calibrated: chosen parameter"),
                 Line2D([], [], color="#333333", marker="s", linestyle="none", label="no calibration")]
@@ -237,10 +243,10 @@ def sweep_figure(
             x = np.array([position[v] for v, _ in points])
             _draw(ax, _band(x, [row.estimates[metric] for _, row in points]), calibrator, marker="o")
         if not numeric:
-            ax.set_xticks(list(position.values()), [str(v) for v in values])
+            ax.set_xticks(list(position.values()), [_plain(v) for v in values])
         elif _spans_decades(values):
             ax.set_xscale("log")
-        ax.set_xlabel(setting)
+        ax.set_xlabel(_plain(setting))
         ax.set_ylabel(f"{metric} (%)")
         ax.set_title(METRIC_TITLES[metric])
         ax.grid(alpha=0.3)
@@ -266,7 +272,7 @@ def h_bar_figure(estimates: Mapping[str, Estimate], title: str, path: Path, pale
             capsize=3, height=0.7)
     for i, m in enumerate(means):
         ax.text(min(m + high[i], 100) + 1, i, f"{m:.1f}", va="center", fontsize="small")
-    ax.set_yticks(y, labels)
+    ax.set_yticks(y, [_plain(label) for label in labels])
     ax.invert_yaxis()
     ax.set_xlim(0, 105)
     ax.set_xlabel("H on test (%), mean and 95% CI")
@@ -298,7 +304,7 @@ def critical_difference_figure(methods: Sequence[str], mean_ranks: Sequence[floa
         y = -(i + 1)
         ax.plot([rank, rank], [0, y], color=palette.colour(method), linewidth=1)
         ax.plot([rank], [0], marker="o", color=palette.colour(method))
-        ax.text(rank + 0.08, y, f"{method} ({rank:.2f})", va="center", fontsize="small")
+        ax.text(rank + 0.08, y, _plain(f"{method} ({rank:.2f})"), va="center", fontsize="small")
     for j, (first, last) in enumerate(groups):
         y = -(k + 1 + j) + 0.4
         ax.plot([mean_ranks[first], mean_ranks[last]], [y, y], color="#333333", linewidth=4, solid_capstyle="butt")
