@@ -3,7 +3,8 @@
 # published spec (--force: nothing reused; the specs run side by side, one core each), export the
 # rows with their full provenance to docs/leaderboard/results/<data set>.jsonl, then write the
 # pages from those committed rows (refusing any row whose code or data identity is not the
-# current one). Published specs: benchmarks/flo-efficientnet.yaml (FLO) and
+# current one): every data set's and method's page, the aggregate ranking, the method x backbone
+# pages, and docs/leaderboard/_top-rows.md, the home page's current results. Published specs: benchmarks/flo-efficientnet.yaml (FLO) and
 # benchmarks/cub-subset.yaml (CUB classes 001-010, real captions).
 #
 #   scripts/regenerate-leaderboard.sh [DATA_ROOT]     (default: ../shared/data)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Look at the leaderboard as a reader would: build the site strictly, serve it on 127.0.0.1 and
-# render one leaderboard page in headless Chromium at 1,280 and 1,400 px wide.
+# render one leaderboard page in headless Chromium at a phone's 390 px and a desktop's 1,400 px.
 #   scripts/screenshot-leaderboard.sh [PAGE] [OUT_DIR]
 # PAGE: a path under the site (default leaderboard/flo/); OUT_DIR: where the PNGs go (default
 # build/screenshots). Needs Debian's chromium (apt-get install chromium).
@@ -27,7 +27,7 @@ for _ in $(seq 50); do
 done
 mkdir -p "$out"
 name="$(echo "$page" | tr -c 'a-zA-Z0-9\n' '-' | sed 's/-*$//')"
-for width in 1280 1400; do
+for width in 390 1400; do
   "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync \
     --user-data-dir="$work/profile-$width" --hide-scrollbars --window-size="$width,${HEIGHT:-2200}" \

@@ -78,7 +78,7 @@ def row(method: str, calibrator: str, seed: int, dataset: str = "Flowers", kappa
         zsl=zsl,
         val_u=u,
         val_s=s,
-        val_H=0.5,
+        val_H=2 * u * s / (u + s) - (0.2 if method == "beta-map" and calibrator != "none" else 0.0),
         calibration_param=None if calibrator == "none" else 0.1 * (seed + 1),
         hyperparameters={"ridge": 1.0 if seed < 2 else 10.0},
         sweep={} if kappa is None else {"loss.kappa": kappa},
@@ -138,33 +138,40 @@ def test_pages_have_independently_computed_cis_sorted_by_h(results_db, reported_
     out = tmp_path / "site"
     written = write_leaderboard(load_rows(results_db), out, load_reported(reported_file), with_plots=False)
     assert [p.relative_to(out).as_posix() for p in written] == [
-        "index.md", "flowers.md", "flowers/alpha-net.md", "flowers/beta-map.md", "cub.md"
+        "index.md", "flowers.md", "flowers/alpha-net.md", "flowers/beta-map.md", "cub.md", "_top-rows.md"
     ]
     page = (out / "flowers.md").read_text()
     assert page.startswith("---\nhide:\n  - toc\n---\n")  # the wide table gets the toc's width
     header = page.split("## Measured", 1)[1].split("\n| ", 1)[1].split("\n", 1)[0]
     assert [c.strip() for c in header.strip(" |").split("|")] == [
-        "#", "method", "calibrator", "H", "u", "s", "ZSL", "AUSUC", "oracle H (test)", "seeds", "details"
+        "#", "method", "calibrator", "H", "vs #1", "u", "s", "ZSL", "AUSUC", "oracle H (test)", "seeds", "details"
     ]
     measured = table_lines(page, "Measured")
-    assert len(measured) == len(METHODS) * len(CALIBRATORS)  # swept entries are not in this table
+    assert len(measured) == len(METHODS)  # one validated row per method; swept entries are not in this table
+    others = table_lines(page, "Other calibrations (not chosen on validation)")
+    assert len(others) == len(METHODS)
     for method in METHODS:
         for cal in CALIBRATORS:
-            line = next(r for r in measured if f"| {method} | {cal} |" in r)
+            line = next(r for r in measured + others if f"| {method} | {cal} |" in r)
+            if line in others:
+                continue
             hs = []
             for seed in SEEDS:
                 u, s = accuracy(method, cal, seed, "u"), accuracy(method, cal, seed, "s")
                 hs.append(2 * u * s / (u + s))
             cells = [c.strip() for c in line.strip(" |").split(" | ")]
-            assert cells[3:7] == [ci(hs), *(ci([accuracy(method, cal, seed, m) for seed in SEEDS]) for m in ("u", "s", "zsl"))]
-            assert cells[7] == ci([ausuc_of(method, seed) for seed in SEEDS])
+            assert [cells[3], *cells[5:8]] == [ci(hs), *(ci([accuracy(method, cal, seed, m) for seed in SEEDS]) for m in ("u", "s", "zsl"))]
+            assert cells[8] == ci([ausuc_of(method, seed) for seed in SEEDS])
             oracle = "—" if cal == "none" else ci([oracle_of(method, seed) for seed in SEEDS])
-            assert cells[8] == f'<span class="zsb-oracle">{oracle}</span>'
-            assert cells[9] == "3" and cells[10] == f"[details](flowers/{method}.md#{cal})"
-    # best H first: beta-map + calibration beats everything else
-    assert measured[0].startswith("| 1 | beta-map | metric-rescaling |")
+            assert cells[9] == f'<span class="zsb-oracle">{oracle}</span>'
+            assert cells[10] == "3" and cells[11] == f"[details](flowers/{method}.md#cal-{cal})"
+    # best H first; validation (not test H) chose each method's calibration: alpha-net calibrated,
+    # beta-map uncalibrated (its calibrated row, better on test, lost on validation)
+    assert measured[0].startswith("| 1 | beta-map | none |")
+    assert measured[1].startswith("| 2 | alpha-net | metric-rescaling |")
+    assert "| beta-map | metric-rescaling |" in others[0] and others[0].endswith("| none | [details](flowers/beta-map.md#cal-metric-rescaling) |")
     assert "PaperNet" not in "\n".join(measured)
-    assert '<div class="zsb-sortable" markdown>' in page.split("## Measured", 1)[1].split("| #", 1)[0]
+    assert '<div class="zsb-sortable zsb-main" markdown>' in page.split("## Measured", 1)[1].split("| #", 1)[0]
 
     # what calibration buys: paired per-seed gains, computed here independently
     gains = table_lines(page, "What calibration buys")
@@ -182,17 +189,18 @@ def test_pages_have_independently_computed_cis_sorted_by_h(results_db, reported_
     # details one click away: per-seed choices, provenance keys, wall time
     details = (out / "flowers" / "beta-map.md").read_text()
     assert "[Back to the Flowers leaderboard](../flowers.md)" in details
-    assert "## beta-map + metric-rescaling {#metric-rescaling}" in details
-    assert "## beta-map, no calibration {#none}" in details
-    seeds = table_lines(details, "beta-map + metric-rescaling {#metric-rescaling}")
+    assert "## beta-map + metric-rescaling {#cal-metric-rescaling}" in details
+    assert "## beta-map, no calibration {#cal-none}" in details
+    assert "Validation chose the calibration none" in details and "| metric-rescaling (not chosen) |" in details
+    seeds = table_lines(details, "beta-map + metric-rescaling {#cal-metric-rescaling}")
     assert [line.split(" | ")[:3] for line in seeds] == [
         ["| 0", "ridge=1", "0.1"], ["| 1", "ridge=1", "0.2"], ["| 2", "ridge=10", "0.3"]
     ]
     assert all(line.endswith("| 1.0 |") for line in seeds)  # wall time
     provenance = table_lines(details, "Provenance")
     assert "| torch | 2.14.1 |" in provenance and "| checksum | `deadbeefcafe0123` |" in provenance
-    assert any(line.startswith("| run_key | seed 0: key-beta-map-0; seed 1: key-beta-map-1") for line in provenance)
-    assert "class embeddings (att, 1024-d)" in details and "efficientnet_lite0" in details
+    assert any(line.startswith(r"| run\_key | seed 0: key-beta-map-0; seed 1: key-beta-map-1") for line in provenance)
+    assert "class embeddings (att, 1024-d)" in details and r"efficientnet\_lite0" in details
     # nested provenance (data checksums, the spec entries) folded, once per distinct value
     assert details.count('??? note "data (every seed)"') == 1 and "att_splits.mat: sha256:0123abcd" in details
     assert [details.count(f'??? note "config (seed {seed})"') for seed in SEEDS] == [1, 1, 1]
@@ -207,13 +215,17 @@ def test_pages_have_independently_computed_cis_sorted_by_h(results_db, reported_
     assert page.count(REPORTED_TITLE) == 1
     assert page.index(REPORTED_TITLE) > page.index("## Measured")
     reported = table_lines(page, REPORTED_TITLE)
-    assert reported == ["| PaperNet | 73.0 | 73.6 | 73.3 | 76.8 | Some et al. 2019 |  |"]
+    assert reported == ["| PaperNet | 73.0 | 73.6 | 73.3 | 76.8 | not stated | not stated | no: its features are not "
+                        "stated | Some et al. 2019 |  |"]
     cub = (out / "cub.md").read_text()
     assert "OtherNet" in cub and "No runs of this data set" in cub and "## Measured" not in cub
 
     index = (out / "index.md").read_text()
     assert "[Flowers](flowers.md)" in index and "[CUB](cub.md)" in index
-    assert "beta-map + metric-rescaling" in index
+    assert "| beta-map |" in index and "beta-map + metric-rescaling" not in index  # validated, not best test H
+    top = (out / "_top-rows.md").read_text().splitlines()  # the home page's results, linking from docs/
+    assert top[2] == "**[Flowers](site/flowers.md)**"
+    assert top[8].startswith("| 1 | beta-map |") and top[9].startswith("| 2 | alpha-net + metric-rescaling |")
 
 
 def test_rows_from_before_the_test_only_metrics_show_dashes(tmp_path):
@@ -222,7 +234,7 @@ def test_rows_from_before_the_test_only_metrics_show_dashes(tmp_path):
         del r["ausuc"], r["oracle_H"]  # as an old database's rows
     write_leaderboard(rows, tmp_path, with_plots=False)
     cells = [c.strip() for c in table_lines((tmp_path / "flowers.md").read_text(), "Measured")[0].strip(" |").split(" | ")]
-    assert cells[7] == "—" and cells[8] == '<span class="zsb-oracle">—</span>'
+    assert cells[8] == "—" and cells[9] == '<span class="zsb-oracle">—</span>'
 
 
 def test_regenerating_removes_pages_of_methods_no_longer_run(results_db, tmp_path):
@@ -239,19 +251,21 @@ def test_plots_are_png_files_linked_from_the_page(results_db, tmp_path):
     page = (tmp_path / "flowers.md").read_text()
     pngs = sorted(p.relative_to(tmp_path).as_posix() for p in written if p.suffix == ".png")
     assert pngs == [
-        "flowers-h-bars.png",
-        "flowers-h-test.png",
-        "flowers-h-validation.png",
-        "flowers-seen-unseen.png",
-        "flowers-sweep-gamma-clr-loss-kappa.png",
-        "flowers/alpha-net-validation.png",
-        "flowers/beta-map-validation.png",
+        "flowers/alpha-net.validation.png",
+        "flowers/beta-map.validation.png",
+        "flowers/page.h-bars.png",
+        "flowers/page.h-test.png",
+        "flowers/page.h-validation.png",
+        "flowers/page.seen-unseen.png",
+        "flowers/page.sweep.gamma-clr.loss-kappa.png",
     ]
     for name in pngs:
         assert_png(tmp_path / name)
-        linked = page if "/" not in name else (tmp_path / name.replace("-validation.png", ".md")).read_text()
-        assert f"]({Path(name).name})" in linked
-    assert page.index("flowers-h-bars.png") < page.index("## Measured")  # the bar chart opens the page
+        if Path(name).name.startswith("page."):
+            assert f"]({name})" in page
+        else:
+            assert f"]({Path(name).name})" in (tmp_path / name.replace(".validation.png", ".md")).read_text()
+    assert page.index("flowers/page.h-bars.png") < page.index("## Measured")  # the bar chart opens the page
     assert "test curve for illustration" in page.lower()
 
 
@@ -259,7 +273,7 @@ def test_rows_without_curves_give_tables_and_no_calibration_plots(tmp_path):
     rows = [{**attrs.asdict(row("solo", "none", seed)), "curves": {}, "id": seed} for seed in SEEDS]
     written = write_leaderboard(rows, tmp_path / "out")  # no curves: only the bar chart to draw
     assert [p.relative_to(tmp_path / "out").as_posix() for p in written] == [
-        "index.md", "flowers.md", "flowers-h-bars.png", "flowers/solo.md"
+        "index.md", "flowers.md", "flowers/page.h-bars.png", "flowers/solo.md", "_top-rows.md"
     ]
     page = written[1].read_text()
     assert "## Calibration" not in page and REPORTED_TITLE not in page and "## What calibration buys" not in page
@@ -299,7 +313,7 @@ def test_command_writes_pages_and_reads_the_default_reported_file(results_db, re
     reported_file.rename(tmp_path / "benchmarks" / "reported.yaml")
     result = CliRunner().invoke(leaderboard, ["--results", str(results_db), "--out", "lb", "--no-plots"])
     assert result.exit_code == 0, result.output
-    assert "wrote 5 page(s) and 0 plot(s)" in result.output and "2 reported result(s)" in result.output
+    assert "wrote 5 page(s), 0 plot(s) and the home page's top rows" in result.output and "2 reported result(s)" in result.output
     assert REPORTED_TITLE in (tmp_path / "lb" / "flowers.md").read_text()
 
 

@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
+import attrs
 import pytest
 from test_leaderboard import CALIBRATORS, METHODS, SEEDS, row
 
@@ -95,43 +96,60 @@ def test_generated_pages_build_strictly_with_the_compact_columns_and_working_lin
         assert target.fragment in parse(html_file).ids, link
     if browser := chromium():  # in the built page, under the theme's scripts, the tables are made sortable
         dom = dump_dom(browser, tmp_path / "site" / "leaderboard" / "flo" / "index.html", tmp_path)
-        assert dom.count('data-zsb-sortable="true"') == 2  # the ranking and what calibration buys
+        # the ranking, the paired comparisons, the other calibrations and what calibration buys
+        assert dom.count('data-zsb-sortable="true"') == 4
 
 
-FIT_CHECK = """// test only: does each leaderboard table fit its column without horizontal scrolling?
+LAYOUT_CHECK = """// test only: how the leaderboard page lays out at this window's width
 window.addEventListener("load", function () {
   setTimeout(function () {
-    var fits = Array.from(document.querySelectorAll(".zsb-sortable table")).map(function (table) {
-      var box = table.closest(".md-typeset__scrollwrap") || table.parentElement;
-      return box.scrollWidth <= box.clientWidth ? "fits" : "scrolls:" + box.scrollWidth + ">" + box.clientWidth;
+    var main = document.querySelector(".zsb-main table");
+    var box = main && (main.closest(".md-typeset__scrollwrap") || main.parentElement);
+    var context = document.querySelector(".zsb-context");
+    var scales = Array.from(document.querySelectorAll("article img")).map(function (img) {
+      return (img.getBoundingClientRect().width / img.naturalWidth).toFixed(3);
     });
-    document.body.setAttribute("data-fit", fits.join(","));
+    document.body.setAttribute("data-main", box ? box.scrollWidth + "/" + box.clientWidth : "none");
+    document.body.setAttribute("data-context", context ? String(context.getBoundingClientRect().top) : "none");
+    document.body.setAttribute("data-window", String(window.innerHeight));
+    document.body.setAttribute("data-scales", scales.join(","));
   }, 500);
 });
 """
 
 
 @pytest.mark.slow
-def test_the_published_flo_page_has_the_compact_columns_and_fits_1280_px(tmp_path):
-    if not (ROOT / "docs" / "leaderboard" / "flo.md").is_file():
-        pytest.skip("no FLO leaderboard page is committed")
+@pytest.mark.parametrize("width", [1400, 390])
+def test_the_flo_page_from_the_committed_rows_reads_at_desktop_and_phone_widths(tmp_path, width):
+    """Generated from the committed rows with this code: no sideways scrolling of the main table,
+    the context block on the first screen, chart text at least 8 px tall as displayed."""
+    from zsbench import plots
+    from zsbench.leaderboard import load_rows
+
+    browser = chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    results = ROOT / "docs" / "leaderboard" / "results"
+    if not (results / "flo.jsonl").is_file():
+        pytest.skip("no FLO rows are committed")
     project = tmp_path / "project"
-    shutil.copytree(ROOT / "docs", project / "docs")
-    (project / "docs" / "fit-check.js").write_text(FIT_CHECK)
+    shutil.copytree(ROOT / "docs", project / "docs", ignore=shutil.ignore_patterns("leaderboard"))
+    (project / "docs" / "layout-check.js").write_text(LAYOUT_CHECK)
     config = (ROOT / "mkdocs.yml").read_text()
-    assert "  - javascripts/sortable-tables.js\n" in config
     (project / "mkdocs.yml").write_text(config.replace("  - javascripts/sortable-tables.js\n",
-                                                       "  - javascripts/sortable-tables.js\n  - fit-check.js\n"))
+                                                       "  - javascripts/sortable-tables.js\n  - layout-check.js\n"))
+    write_leaderboard(load_rows(results), project / "docs" / "leaderboard")
     build(project, tmp_path / "site")
-    html_file = tmp_path / "site" / "leaderboard" / "flo" / "index.html"
-    assert parse(html_file).headers[0] == list(MAIN_COLUMNS)
-    if browser := chromium():  # a reader's 1,280 px window: no horizontal scrolling, details included
-        method_pages = sorted((tmp_path / "site" / "leaderboard" / "flo").glob("*/index.html"))
-        assert method_pages
-        for page in [html_file, *method_pages]:
-            dom = dump_dom(browser, page, tmp_path, width=1280)
-            fit = re.search(r'data-fit="([^"]*)"', dom)
-            assert fit and fit.group(1) and set(fit.group(1).split(",")) == {"fits"}, (page, fit and fit.group(1))
+    page = tmp_path / "site" / "leaderboard" / "flo" / "index.html"
+    assert parse(page).headers[0] == list(MAIN_COLUMNS)
+    dom = dump_dom(browser, page, tmp_path, width=width)
+    attrs_ = dict(re.findall(r'data-(main|context|window|scales)="([^"]*)"', dom))
+    scroll, client = map(int, attrs_["main"].split("/"))
+    assert scroll <= client, f"the main table scrolls sideways at {width} px: {scroll} > {client}"
+    assert attrs_["context"] != "none" and float(attrs_["context"]) < float(attrs_["window"]), attrs_
+    text_px = plots.FONT_SIZE / 72 * plots.DPI  # the figures' type, in image pixels
+    scales = [float(x) for x in attrs_["scales"].split(",")]
+    assert scales and min(scales) * text_px >= 8, (width, scales)
 
 
 SORT_PAGE = """<!doctype html><html><body><div class="zsb-sortable"><table>
@@ -155,12 +173,12 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def dump_dom(browser: str, page: Path, tmp_path: Path, width: int = 1280) -> str:
+def dump_dom(browser: str, page: Path, tmp_path: Path, width: int = 1280, height: int = 900) -> str:
     """The page's DOM after its scripts ran, from headless Chromium with no network use."""
     proc = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={width},900", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+         f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={width},{height}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -176,3 +194,60 @@ def test_the_sort_script_orders_numbers_by_value_and_dashes_last(tmp_path):
     dom = dump_dom(browser, tmp_path / "page.html", tmp_path)
     # numbers: largest first, then reversed, a dash last both ways; text: a-z, then z-a
     assert 'data-orders="cdba,bdca,abcd,dcba"' in dom, dom[-2000:]
+
+
+HOSTILE = ("x<img src=x onerror=alert(1)>", "[click](javascript:alert(2))")
+
+
+class Live(HTMLParser):
+    """Markup that would run or navigate: event attributes, javascript: URLs, images and
+    scripts of the generated content."""
+
+    def __init__(self):
+        super().__init__()
+        self.found: list[str] = []
+        self.text = ""
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name.startswith("on") or (value or "").strip().lower().startswith("javascript:"):
+                self.found.append(f"<{tag} {name}={value!r}>")
+        if tag == "img" and dict(attrs).get("src") == "x":
+            self.found.append("<img src=x>")
+
+    def handle_data(self, data):
+        self.text += data
+
+
+@pytest.mark.slow
+def test_hostile_labels_build_as_text_and_every_label_gets_its_own_page(tmp_path):
+    datasets = [*HOSTILE, "Flowers", "flowers", "Flöwers", "花", "index", "flo"]  # flo: other pages link it
+    methods = [*HOSTILE, "m", "M"]
+    rows = [
+        {**attrs.asdict(row("alpha-net", c, seed, dataset=d)), "method": m, "method_plugin": m, "spec_name": HOSTILE[0],
+         "side_information": HOSTILE[1], "features": HOSTILE[0], "id": i, "curves": {}}
+        for i, (d, m, c, seed) in enumerate((d, m, c, s) for d in datasets for m in methods for c in CALIBRATORS
+                                            for s in SEEDS)
+    ]
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "docs", project / "docs", ignore=shutil.ignore_patterns("leaderboard"))
+    shutil.copy(ROOT / "mkdocs.yml", project)
+    written = write_leaderboard(rows, project / "docs" / "leaderboard", with_plots=False)
+    pages = [p for p in written if p.suffix == ".md" and not p.name.startswith("_")]
+    # one index, one ranking, one page per data set and one per method on each: none overwritten
+    assert len(set(pages)) == len(pages) == 2 + len(datasets) * (1 + len(methods))
+    assert len({p.as_posix().lower() for p in pages}) == len(pages)  # nor on a case-insensitive disk
+    build(project, tmp_path / "site")
+    html_files = sorted((tmp_path / "site" / "leaderboard").rglob("*.html"))
+    assert len(html_files) == len(pages)
+    shown = ""
+    for html_file in html_files:
+        live = Live()
+        # a browser reads <title> as text only (RCDATA); the theme writes the heading's text there
+        live.feed(re.sub(r"<title>.*?</title>", "", html_file.read_text(), flags=re.S))
+        assert not live.found, (html_file, live.found)
+        shown += live.text
+    for label in HOSTILE:  # shown, as text
+        assert label in shown
+    search = (tmp_path / "site" / "search" / "search_index.json").read_text()  # the search box shows it as HTML
+    assert "<img" not in search and "javascript:alert" not in search.replace("[click](javascript:alert(2))", "")

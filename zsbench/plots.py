@@ -2,25 +2,72 @@
 
 Every line is a mean over seeds with its 95% confidence band (``zsbench.summary.Estimate``, in
 percent). Figures are drawn on matplotlib's Agg canvas without pyplot, so plotting never touches
-a global backend or needs a display.
+a global backend or needs a display. A ``Palette`` gives each method one colour in every figure
+of the site; figures are drawn narrow with large type, so their labels stay readable when a
+phone shrinks them to its width.
 """
 
 from __future__ import annotations
 
+import functools
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import attrs
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from zsbench.summary import Estimate, SummaryRow
 
+FONT_SIZE = 11  # points, at DPI below: about 10 px tall on a 390 px phone for a 5.5-inch figure
+DPI = 110
+COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
+           "#1f78b4", "#b2182b", "#35978f", "#762a83")  # colour-blind-safe first (Dark2), then Paired
 CURVE_POINTS = 201  # resolution when seeds swept different parameter grids
 METRIC_TITLES = {"u": "unseen accuracy u", "s": "seen accuracy s", "H": "harmonic mean H"}
 
 Curve = Mapping[str, Sequence[float]]  # params, u, s, H (accuracies in [0, 1])
+
+
+class Palette:
+    """One colour per method for the whole site, assigned in sorted name order (so a method has
+    the same colour on every page of one build); methods beyond the palette reuse colours with
+    another line style."""
+
+    def __init__(self, methods: Sequence[str]) -> None:
+        self._index = {m: i for i, m in enumerate(sorted(set(methods)))}
+
+    def colour(self, method: str) -> str:
+        return COLOURS[self._index.get(method, 0) % len(COLOURS)]
+
+    def dashes(self, method: str) -> str:
+        return ("-", "--", ":")[self._index.get(method, 0) // len(COLOURS) % 3]
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height))
+    fig.set_dpi(DPI)
+    return fig
+
+
+def _plain(label: object) -> str:
+    """A label drawn as itself: a ``$`` would start matplotlib's mathtext (and a malformed
+    formula fails the whole figure)."""
+    return str(label).replace("$", r"\$")
+
+
+def _readable(draw: Callable[..., Path | None]) -> Callable[..., Path | None]:
+    """Draw with the site's type size (matplotlib reads it when each text is made)."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context({"font.size": FONT_SIZE}):
+            return draw(*args, **kwargs)
+
+    return wrapper
 
 
 @attrs.frozen
@@ -65,9 +112,10 @@ def _band(x: np.ndarray, estimates: Sequence[Estimate]) -> Band:
     return Band(np.asarray(x, dtype=float), mean, low, high, max(e.n for e in estimates))
 
 
-def _draw(ax, b: Band, label: str, marker: str | None = None):
+def _draw(ax, b: Band, label: str, marker: str | None = None, **style):
     """The mean line (labelled with its number of seeds when there are several) and its band."""
-    (line,) = ax.plot(b.x, b.mean, label=label if b.seeds == 1 else f"{label} (n={b.seeds})", marker=marker, linewidth=1.5)
+    (line,) = ax.plot(b.x, b.mean, label=_plain(label if b.seeds == 1 else f"{label} (n={b.seeds})"), marker=marker,
+                      linewidth=1.8, **style)
     if np.any(b.high > b.low):
         ax.fill_between(b.x, b.low, b.high, color=line.get_color(), alpha=0.2, linewidth=0)
     return line
@@ -75,23 +123,26 @@ def _draw(ax, b: Band, label: str, marker: str | None = None):
 
 def _title(fig: Figure, title: str) -> None:
     """A figure title wrapped to the figure's width, so long data set names are never clipped."""
-    width = int(fig.get_figwidth() * 11)
-    fig.suptitle("\n".join(textwrap.wrap(title, width)), fontsize="medium")
+    width = int(fig.get_figwidth() * 9)
+    fig.suptitle("\n".join(textwrap.wrap(_plain(title), width)), fontsize=FONT_SIZE)
 
 
 def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")  # a legend under the axes stays in the picture
     return path
 
 
+@_readable
 def calibration_figure(
     curves: Mapping[str, Mapping[str, Sequence[Curve]]],
     title: str,
     path: Path,
+    palette: Palette | None = None,
     chosen: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Path | None:
-    """H against the calibration parameter: one panel per calibrator, one line per method.
+    """H against the calibration parameter: one panel per calibrator, one line per method (in
+    the method's palette colour; a method page's lines are seeds, in the default cycle).
 
     ``curves``: calibrator -> method label -> one curve per seed; ``chosen``: calibrator ->
     label -> the parameter chosen on validation, drawn as a dot on its line. Returns None when
@@ -104,50 +155,60 @@ def calibration_figure(
     }
     if not panels:
         return None
-    fig = Figure(figsize=(5.5 * len(panels), 4.2))
+    fig = _figure(5.5, 4.4 * len(panels))
     for i, (cal, bands) in enumerate(panels.items()):
-        ax = fig.add_subplot(1, len(panels), i + 1)
+        ax = fig.add_subplot(len(panels), 1, i + 1)
         for label, b in bands.items():
-            line = _draw(ax, b, label)
+            style = {"color": palette.colour(label), "linestyle": palette.dashes(label)} if palette else {}
+            line = _draw(ax, b, label, **style)
             if (x := (chosen or {}).get(cal, {}).get(label)) is not None:
                 ax.plot([x], [np.interp(x, b.x, b.mean)], marker="o", markersize=7, color=line.get_color())
-        ax.set_xlabel(f"{cal} parameter")
+        ax.set_xlabel(_plain(f"{cal} parameter"))
         ax.set_ylabel("H (%)")
-        ax.set_title(cal)
+        ax.set_title(_plain(cal))
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     _title(fig, title)
     return _save(fig, path)
 
 
+@_readable
 def seen_unseen_figure(
-    curves: Mapping[str, Sequence[Curve]],
-    chosen: Mapping[str, tuple[float, float]],
+    curves: Mapping[tuple[str, str], Sequence[Curve]],
+    chosen: Mapping[tuple[str, str], tuple[float, float]],
     title: str,
     path: Path,
+    palette: Palette,
 ) -> Path | None:
     """Seen-unseen accuracy curves (Chao et al.): mean s against mean u as the calibration
-    parameter moves, with each method's reported operating point (``chosen``: label -> (s, u)
-    in percent) marked. ``curves``: method+calibrator label -> one curve per seed."""
+    parameter moves, and every row's operating point (``chosen``: (method, calibrator) -> (s, u)
+    in percent), so both calibrations of a method show: a dot on its curve when calibrated, a
+    square when not. ``curves``: (method, calibrator) -> one curve per seed."""
     lines = {
-        label: (s, u)
-        for label, cs in curves.items()
+        key: (s, u)
+        for key, cs in curves.items()
         if (s := band(cs, "s")) is not None and (u := band(cs, "u")) is not None
     }
     if not lines:
         return None
-    fig = Figure(figsize=(6, 5))
+    methods = sorted({method for method, _ in chosen} | {method for method, _ in lines})
+    fig = _figure(5.5, 5.5 + 0.25 * (len(methods) + 2))
     ax = fig.add_subplot(1, 1, 1)
-    for label, (s, u) in lines.items():
-        (line,) = ax.plot(s.mean, u.mean, label=f"{label} (n={s.seeds})", linewidth=1.5)
-        if label in chosen:
-            ax.plot(*chosen[label], marker="o", color=line.get_color(), markersize=7)
+    for (method, _), (s, u) in lines.items():
+        ax.plot(s.mean, u.mean, linewidth=1.8, color=palette.colour(method), linestyle=palette.dashes(method))
+    for (method, calibrator), point in chosen.items():
+        ax.plot(*point, marker="o" if (method, calibrator) in lines else "s", color=palette.colour(method),
+                markersize=7, linestyle="none")
+    handles = [Line2D([], [], color=palette.colour(m), linestyle=palette.dashes(m), linewidth=1.8, label=_plain(m))
+               for m in methods]
+    handles += [Line2D([], [], color="#333333", marker="o", linestyle="none", label="calibrated: chosen parameter"),
+                Line2D([], [], color="#333333", marker="s", linestyle="none", label="no calibration")]
     ax.set_xlabel("seen accuracy s (%)")
     ax.set_ylabel("unseen accuracy u (%)")
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(handles=handles, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     _title(fig, title)
     return _save(fig, path)
 
@@ -161,6 +222,7 @@ def _spans_decades(values: Sequence[float]) -> bool:
     return min(values) > 0 and max(values) / min(values) > 10
 
 
+@_readable
 def sweep_figure(
     setting: str, series: Mapping[str, Sequence[tuple[object, SummaryRow]]], title: str, path: Path
 ) -> Path:
@@ -173,18 +235,18 @@ def sweep_figure(
     if numeric:
         values = sorted(values)
     position = {v: (float(v) if numeric else float(i)) for i, v in enumerate(values)}
-    fig = Figure(figsize=(10, 3.6))  # drawn near 1:1 at the page width, so labels stay readable
+    fig = _figure(5.5, 3.2 * 3)  # one panel under the other: readable at a phone's width
     for i, metric in enumerate(("H", "u", "s")):
-        ax = fig.add_subplot(1, 3, i + 1)
+        ax = fig.add_subplot(3, 1, i + 1)
         for calibrator, points in series.items():
             points = sorted(points, key=lambda p: position[p[0]])
             x = np.array([position[v] for v, _ in points])
             _draw(ax, _band(x, [row.estimates[metric] for _, row in points]), calibrator, marker="o")
         if not numeric:
-            ax.set_xticks(list(position.values()), [str(v) for v in values])
+            ax.set_xticks(list(position.values()), [_plain(v) for v in values])
         elif _spans_decades(values):
             ax.set_xscale("log")
-        ax.set_xlabel(setting)
+        ax.set_xlabel(_plain(setting))
         ax.set_ylabel(f"{metric} (%)")
         ax.set_title(METRIC_TITLES[metric])
         ax.grid(alpha=0.3)
@@ -193,23 +255,60 @@ def sweep_figure(
     return _save(fig, path)
 
 
-def h_bar_figure(estimates: Mapping[str, Estimate], title: str, path: Path) -> Path:
+@_readable
+def h_bar_figure(estimates: Mapping[str, Estimate], title: str, path: Path, palette: Palette,
+                 methods: Mapping[str, str]) -> Path:
     """Horizontal bars of H per entry (label -> estimate, drawn top to bottom in the given
-    order) with 95% CI whiskers clipped to [0, 100], each bar labelled with its value."""
+    order; ``methods``: label -> its method, for the colour) with 95% CI whiskers clipped to
+    [0, 100], each bar labelled with its value."""
     labels = list(estimates)
-    fig = Figure(figsize=(9, 1.1 + 0.25 * len(labels)))  # compact: the ranking follows it
+    fig = _figure(5.5, 1.4 + 0.32 * len(labels))  # compact: the ranking follows it
     ax = fig.add_subplot(1, 1, 1)
     y = np.arange(len(labels))
     means = np.array([estimates[k].mean for k in labels])
     half = np.nan_to_num(np.array([estimates[k].half_width for k in labels]))
     low, high = means - np.clip(means - half, 0, 100), np.clip(means + half, 0, 100) - means
-    ax.barh(y, means, xerr=[low, high], color="#26a69a", ecolor="#333333", capsize=3, height=0.7)
+    ax.barh(y, means, xerr=[low, high], color=[palette.colour(methods[k]) for k in labels], ecolor="#333333",
+            capsize=3, height=0.7)
     for i, m in enumerate(means):
         ax.text(min(m + high[i], 100) + 1, i, f"{m:.1f}", va="center", fontsize="small")
-    ax.set_yticks(y, labels)
+    ax.set_yticks(y, [_plain(label) for label in labels])
     ax.invert_yaxis()
     ax.set_xlim(0, 105)
-    ax.set_xlabel("H on test (%), mean and 95% CI over seeds")
+    ax.set_xlabel("H on test (%), mean and 95% CI")
     ax.grid(axis="x", alpha=0.3)
+    _title(fig, title)
+    return _save(fig, path)
+
+
+@_readable
+def critical_difference_figure(methods: Sequence[str], mean_ranks: Sequence[float], cd: float,
+                               groups: Sequence[tuple[int, int]], title: str, path: Path, palette: Palette) -> Path:
+    """Demšar's critical-difference diagram: mean ranks on an axis (1 = best, left), the
+    critical difference as a scale bar, and a bar under each group of methods not told apart."""
+    k = len(methods)
+    fig = _figure(5.5, 1.8 + 0.38 * k)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.set_xlim(0.5, k + 0.5)
+    ax.set_ylim(-(k + len(groups) + 1), 2)
+    ax.axhline(0, color="#333333", linewidth=1)
+    ax.set_xticks(range(1, k + 1))
+    ax.xaxis.tick_top()
+    ax.set_yticks([])
+    for spine in ("left", "right", "bottom"):
+        ax.spines[spine].set_visible(False)
+    if np.isfinite(cd):
+        ax.plot([1, 1 + cd], [1.2, 1.2], color="#b2182b", linewidth=2)
+        ax.text(1 + cd / 2, 1.45, f"CD = {cd:.2f}", ha="center", fontsize="small", color="#b2182b")
+    for i, (method, rank) in enumerate(zip(methods, mean_ranks)):
+        y = -(i + 1)
+        ax.plot([rank, rank], [0, y], color=palette.colour(method), linewidth=1)
+        ax.plot([rank], [0], marker="o", color=palette.colour(method))
+        ax.text(rank + 0.08, y, _plain(f"{method} ({rank:.2f})"), va="center", fontsize="small")
+    for j, (first, last) in enumerate(groups):
+        y = -(k + 1 + j) + 0.4
+        ax.plot([mean_ranks[first], mean_ranks[last]], [y, y], color="#333333", linewidth=4, solid_capstyle="butt")
+    ax.set_xlabel("mean rank (1 = best)")
+    ax.xaxis.set_label_position("top")
     _title(fig, title)
     return _save(fig, path)

@@ -1,0 +1,412 @@
+"""Markdown of a data set's page, the index and the aggregate ranking, from the page model.
+
+Every user string goes through ``site_markdown`` (inert text); every comparison comes from
+``comparisons`` (validation-chosen rows, paired differences, ties); every context line comes
+from the rows' provenance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zsbench import comparisons as cmp
+from zsbench.leaderboard_model import (
+    BackboneGroup,
+    DatasetPage,
+    Reported,
+    Sweep,
+    order,
+    split_sweeps,
+)
+from zsbench.site_markdown import (
+    GENERATED,
+    WIDE,
+    Markup,
+    code,
+    distinct,
+    link,
+    number,
+    sortable,
+    table,
+    text,
+)
+from zsbench.spec import NO_CALIBRATION
+from zsbench.summary import Estimate, SummaryRow, summarize
+
+REPORTED_TITLE = "Reported in the literature (not measured here)"
+MAIN_COLUMNS = ("#", "method", "calibrator", "H", "vs #1", "u", "s", "ZSL", "AUSUC", "oracle H (test)", "seeds",
+                "details")
+NUMERIC_COLUMNS = ("#", "H", "u", "s", "ZSL", "AUSUC", "oracle H (test)", "seeds")
+TEST_ONLY_NOTE = (
+    "**AUSUC** is the area under the seen-unseen accuracy curve on test (Chao et al., ECCV 2016), "
+    "computed exactly over every offset of calibrated stacking; it depends on the scores alone, not "
+    "on a calibration parameter, so a method's rows that chose the same hyper-parameters share it. **Oracle H (test)** is the best H "
+    "over every value of the row's calibration parameter *on the test split*: an oracle shown only "
+    "to say how far the validated choice is from it. No method may use it for selection, and the "
+    "ranking is by H at the parameter chosen on validation. Both are computed after every choice "
+    "is made and never feed one."
+)
+TIES_NOTE = (
+    "Each method appears once, with the calibration validation chose (the highest mean validation H). "
+    "**vs #1** is the mean and 95% CI of the per-seed H differences from the first row (same split, "
+    "same seeds); *tied* means the interval contains 0, fewer than two seeds pair up, or the difference "
+    "is within the methods' cross-machine tolerance; rows within that tolerance of each other share a "
+    "rank (=). Ties are judged over seeds only: the rows hold no per-image scores to bootstrap."
+)
+
+
+def _estimate(summary: SummaryRow, metric: str) -> str:
+    return str(summary.estimates[metric]) if metric in summary.estimates else "—"
+
+
+def oracle(value: str) -> Markup:
+    return Markup(f'<span class="zsb-oracle">{value}</span>')
+
+
+def signed(e: Estimate) -> str:
+    return f"{e.mean:+.1f}" + ("" if np.isnan(e.half_width) else f" ± {e.half_width:.1f}")
+
+
+def _stale(summary: SummaryRow) -> str:
+    """Why some of a summary's rows did not come from the current code and data ('' if they did)."""
+    return distinct(reason for r in summary.rows for reason in r.get("stale", ()))
+
+
+def versus(pair: cmp.Pair | None) -> str:
+    if pair is None:
+        return "—"
+    return ("tied " if pair.tied else "") + signed(Estimate(-pair.difference.mean, pair.difference.half_width,
+                                                             pair.difference.n))
+
+
+def details_link(page: DatasetPage, summary: SummaryRow) -> Markup:
+    """The row's details: its method's page, at the calibrator's section."""
+    from zsbench.leaderboard_methods import calibrator_anchor
+
+    method = page.method_slugs()[summary.method]
+    return Markup(f"[details]({page.slug}/{method}.md#{calibrator_anchor(summary)})")
+
+
+def measured_table(page: DatasetPage, main: Sequence[SummaryRow]) -> list[str]:
+    """The main table: each method's validated row, best H first, with its rank and tie mark."""
+    body = [
+        [
+            Markup(rank), s.method + (" (stale)" if _stale(s) else ""), s.calibrator, s.estimates["H"], versus(pair),
+            *(s.estimates[m] for m in ("u", "s", "zsl")), _estimate(s, "ausuc"), oracle(_estimate(s, "oracle_H")),
+            len(s.seeds), details_link(page, s),
+        ]
+        for rank, s, pair in zip(cmp.rank_labels(main), main, cmp.versus_best(main))
+    ]
+    return sortable(table(MAIN_COLUMNS, body, right=NUMERIC_COLUMNS), css="zsb-main")
+
+
+def other_calibrations(page: DatasetPage, others: Sequence[SummaryRow], chosen: Mapping[str, str]) -> list[str]:
+    if not others:
+        return []
+    header = ["method", "calibrator", "H", "val H", "validation chose", "details"]
+    body = [[s.method, s.calibrator, s.estimates["H"], Estimate.of(r["val_H"] for r in s.rows), chosen[s.method],
+             details_link(page, s)] for s in others]
+    return [
+        "## Other calibrations (not chosen on validation)", "",
+        "Shown for reference, never ranked: validation preferred the method's row in the table above.", "",
+        *sortable(table(header, body, right=("H", "val H"))), "",
+    ]
+
+
+def pairs_table(main: Sequence[SummaryRow]) -> list[str]:
+    found = cmp.pairs(main)
+    if not found:
+        return []
+    body = [[f"{p.a.label} vs {p.b.label}", signed(p.difference), p.difference.n, p.why] for p in found]
+    return [
+        "## Paired comparisons", "",
+        f"Every pair among the top {min(len(main), 5)} rows: the mean and 95% CI of the per-seed differences of "
+        "H (first minus second, percentage points) over the seeds both have.", "",
+        *sortable(table(["pair", "H difference", "paired seeds", "verdict"], body, right=("H difference", "paired seeds"))),
+        "",
+    ]
+
+
+def calibration_gain_table(summaries: Sequence[SummaryRow]) -> list[str]:
+    """Each method's H without and with each calibrator, and the gain: the mean and 95% CI of
+    the per-seed differences over the seeds both rows have (empty without such pairs)."""
+    plain = {s.method: s for s in summaries if s.calibrator == NO_CALIBRATION}
+    body = []
+    for s in cmp.ranked(summaries):
+        base = plain.get(s.method)
+        if s.calibrator == NO_CALIBRATION or base is None:
+            continue
+        pair = cmp.Pair.of(s, base)
+        if pair.difference.n:
+            body.append([s.method, s.calibrator, base.estimates["H"], s.estimates["H"], signed(pair.difference),
+                         pair.difference.n])
+    if not body:
+        return []
+    header = ["method", "calibrator", "H uncalibrated", "H calibrated", "gain (points)", "paired seeds"]
+    return sortable(table(header, body, right=header[2:]))
+
+
+def context_block(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """What the numbers are about, from the rows' provenance: data set and protocol, features,
+    side information, seeds, code and environment."""
+    prov = [r.get("provenance") or {} for r in rows]
+    configs = [(p.get("config") or {}).get("dataset") or {} for p in prov]
+
+    def options(c: Mapping[str, Any]) -> str:
+        return ", ".join(f"{k}={v}" for k, v in sorted((c.get("options") or {}).items())) or "defaults"
+
+    commits = distinct(f"{(p.get('git') or {}).get('commit', '?')[:10]}"
+                       + (" (uncommitted changes)" if (p.get("git") or {}).get("dirty") else "") for p in prov)
+    environment = distinct(
+        f"Python {p.get('python', '?')}, torch {p.get('torch', '?')}, numpy {p.get('numpy', '?')}, "
+        f"{p.get('platform', '?')}, device {p.get('device', '?')}" for p in prov)
+    backbones = distinct((c.get("backbone") or {}).get("name") for c in configs)
+    items = [
+        ("Data set", distinct(f"{c.get('plugin', '?')} ({options(c)})" for c in configs)
+         + f"; protocol version {distinct(p.get('protocol') for p in prov) or '?'} (train / validation / "
+         "trainval / test of the data set's split)"),
+        ("Image features", distinct(r.get("features") for r in rows)
+         + (f" (backbone {backbones}, extracted from the images)" if backbones else "")),
+        ("Side information", distinct(r.get("side_information") for r in rows)),
+        ("Seeds", ", ".join(map(str, sorted({r["seed"] for r in rows})))),
+        ("Code", f"commit {commits or 'not recorded'}; specs {distinct(r.get('spec_name') for r in rows)}"),
+        ("Environment", environment or "not recorded"),
+    ]
+    return ['<div class="zsb-context" markdown>', "",
+            *(f"- **{name}**: {text(value)}" for name, value in items), "", "</div>", ""]
+
+
+def reported_section(page: DatasetPage) -> list[str]:
+    def pct(value: float | None) -> str:
+        return "—" if value is None else f"{value:.1f}"
+
+    measured = {r.get("features") for r in page.rows}
+
+    def comparable(e: Reported) -> str:
+        if page.joined_by_plugin:
+            return f"no: the full {e.dataset}, not {page.title}"
+        if not e.features:
+            return "no: its features are not stated"
+        if e.features not in measured:
+            return "no: other features"
+        return "features match; protocol as stated"
+
+    entries = sorted(page.reported, key=lambda e: -(e.H if e.H is not None else -1))
+    body = [[e.method, pct(e.u), pct(e.s), pct(e.H), pct(e.zsl), e.features or "not stated",
+             e.protocol or "not stated", comparable(e), e.source, e.notes] for e in entries]
+    header = ["method", "u", "s", "H", "ZSL", "features", "protocol", "comparable", "source", "notes"]
+    return [
+        f"## {REPORTED_TITLE}", "",
+        "Numbers as printed in the cited papers (percent), each with the features and protocol it was "
+        "measured under. They were not produced by zsbench and are kept apart from the measured table; "
+        "*comparable* says whether a row may be read beside it.", "",
+        *sortable(table(header, body, right=("u", "s", "H", "ZSL"))), "",
+    ]
+
+
+def failure_note(failures: Mapping[str, int]) -> list[str]:
+    """Failed runs are counted on the page, never scored."""
+    if not failures:
+        return []
+    items = ", ".join(f"{method}: {count}" for method, count in sorted(failures.items()))
+    return [f"**Failed runs** (counted, not scored; `zsbench results --failed` shows why): {text(items)}", ""]
+
+
+def stale_note(summaries: Sequence[SummaryRow]) -> list[str]:
+    """A warning under the table naming the rows from other code or data than the current."""
+    flagged = [(s, why) for s in summaries if (why := _stale(s))]
+    if not flagged:
+        return []
+    items = "; ".join(f"{text(s.method)} / {text(s.calibrator)}: {code(why)}" for s, why in flagged)
+    return [f"**Stale rows** (marked *(stale)*: not from the current code or data; rerun their spec): {items}", ""]
+
+
+def image(figures: Mapping[str, Path], key: str, alt: str) -> list[str]:
+    return [f"![{text(alt)}]({figures[key].as_posix()})", ""] if key in figures else []
+
+
+def sweep_section(sweeps: Sequence[Sweep], figures: Mapping[str, Path]) -> list[str]:
+    lines = ["## Sweeps", ""]
+    for sweep in sweeps:
+        lines += [f"### {text(sweep.method)}: {text(sweep.setting)}", ""]
+        lines += image(figures, sweep.key, f"{sweep.method}: u, s and H against {sweep.setting}")
+        body = [
+            [number(value), calibrator, len(s.seeds), *(s.estimates[m] for m in ("u", "s", "H", "zsl"))]
+            for calibrator, points in sweep.series().items()
+            for value, s in sorted(points, key=lambda p: order(p[0]))
+        ]
+        lines += sortable(table([text(sweep.setting), "calibrator", "seeds", "u", "s", "H", "ZSL"], body,
+                                right=("seeds", "u", "s", "H", "ZSL")))
+        lines.append("")
+    return lines
+
+
+def render_page(page: DatasetPage, figures: Mapping[str, Path]) -> str:
+    plain, sweeps = split_sweeps(page.rows)
+    lines = [*WIDE, f"# {text(page.title)}", "", GENERATED, ""]
+    if page.rows:
+        lines += context_block(page.rows)
+        if page.backbones:
+            lines += [f"Other backbones: [{text(page.backbones.title)}]({page.backbones.slug}.md).", ""]
+        lines += image(figures, "h-bars", "H on test per method, mean and 95% CI over seeds")
+        lines += ["## Measured", ""]
+        lines += failure_note(page.failures)
+        if plain:
+            summaries = summarize(plain)
+            main, others = cmp.validated(summaries)
+            lines += [
+                "Test accuracy in percent (per-class mean top-1): u on unseen classes, s on seen classes, their "
+                "harmonic mean H, and ZSL top-1 among unseen classes only; each cell is the mean and 95% "
+                "confidence interval (Student t) over seeds (with one seed, the mean). Hyper-parameters and the "
+                "calibration parameter were chosen on the validation split, then the method was refit on "
+                "trainval and tested once.", "",
+                *measured_table(page, main), "",
+                *stale_note(summaries),
+                TIES_NOTE, "",
+                "Click a column's header to sort by it. " + TEST_ONLY_NOTE + " Each row's *details* link opens its "
+                "method's page: the choices per seed, provenance, wall time and validation curves.", "",
+                *pairs_table(main),
+                *other_calibrations(page, others, cmp.chosen_calibrators(summaries)),
+            ]
+            if gain := calibration_gain_table(summaries):
+                lines += ["## What calibration buys", "",
+                          "H of each method without calibration and with each calibrator, side by side; the gain is "
+                          "the mean and 95% CI of the per-seed differences (percentage points).", "", *gain, ""]
+        else:
+            lines += ["Only swept entries were run on this data set; see below.", ""]
+    else:
+        lines += ["No runs of this data set are in the results database.", "", *failure_note(page.failures)]
+    if "h-validation" in figures or "seen-unseen" in figures:
+        lines += ["## Calibration", ""]
+        lines += image(figures, "h-validation", "H against the calibration parameter on validation")
+        if "h-test" in figures:
+            lines += ["The test curve below is for illustration only: the parameter was chosen on validation and "
+                      "the test split was evaluated at that one value for the table above.", ""]
+        lines += image(figures, "h-test", "Test curve for illustration; the parameter was chosen on validation")
+        lines += image(figures, "seen-unseen", "Seen-unseen accuracy curves on test")
+    if sweeps:
+        lines += sweep_section(sweeps, figures)
+    if page.reported:
+        lines += reported_section(page)
+    return "\n".join(lines)
+
+
+def best_rows(page: DatasetPage) -> list[SummaryRow]:
+    """The page's validated rows, best H first."""
+    plain, _ = split_sweeps(page.rows)
+    return cmp.validated(summarize(plain))[0]
+
+
+def render_index(pages: Sequence[DatasetPage], ranking: bool, groups: Sequence[BackboneGroup] = ()) -> str:
+    lines = [
+        "# Leaderboard", "", GENERATED, "",
+        "Measured with `zsbench run` under the Xian et al. GZSL protocol (the Concepts page "
+        "of the documentation says what each number means); every number is the mean and 95% "
+        "confidence interval over seeds. Each data set's page also lists numbers reported in the "
+        "literature, in a separate table.", "",
+    ]
+    body = []
+    for page in pages:
+        plain, sweeps = split_sweeps(page.rows)
+        main = best_rows(page)
+        tied = sum(p is not None and p.tied for p in cmp.versus_best(main))
+        body.append([
+            link(page.title, f"{page.slug}.md"), len({r["method"] for r in plain}) + len(sweeps),
+            main[0].label if main else "—", main[0].estimates["H"] if main else "—",
+            tied if main else "—", len(page.reported),
+        ])
+    if body:
+        lines += table(["data set", "measured entries", "best measured (validated row)", "H", "tied with it",
+                        "reported"], body, right=("H", "tied with it"))
+    else:
+        lines.append("The results database has no rows yet.")
+    if ranking:
+        lines += ["", "Across data sets: the [aggregate ranking](ranking.md) (mean rank and critical difference)."]
+    for group in groups:
+        lines += ["", f"Across backbones: [{text(group.title)}]({group.slug}.md)."]
+    return "\n".join(lines) + "\n"
+
+
+def render_top_rows(pages: Sequence[DatasetPage], folder: str, ranking: bool, top: int = 3) -> str:
+    """The home page's results: each data set's best validated rows, ties to the best marked,
+    linking to its leaderboard (``folder``: the leaderboard's folder, seen from the home page)."""
+    lines = [GENERATED, ""]
+    for page in pages:
+        if main := best_rows(page):
+            body = [[Markup(rank), s.label, s.estimates["H"], versus(pair)]
+                    for rank, s, pair in list(zip(cmp.rank_labels(main), main, cmp.versus_best(main)))[:top]]
+            lines += [f"**{link(page.title, f'{folder}/{page.slug}.md')}**", "",
+                      *sortable(table(["#", "method", "H", "vs #1"], body, right=("#", "H"))), ""]
+    if len(lines) == 2:
+        return "No results yet.\n"
+    if ranking:
+        lines += [f"Across data sets: the [aggregate ranking]({folder}/ranking.md).", ""]
+    return "\n".join(lines)
+
+
+def ranking_inputs(pages: Sequence[DatasetPage]) -> dict[str, dict[str, float]]:
+    """data set -> method plugin -> mean test H of the plugin's entry validation prefers (the
+    highest mean validation H among the plugin's validated rows)."""
+    out: dict[str, dict[str, float]] = {}
+    for page in pages:
+        best: dict[str, tuple[float, float]] = {}
+        for s in best_rows(page):
+            val = float(np.mean([r["val_H"] for r in s.rows]))
+            if cmp.plugin(s) not in best or val > best[cmp.plugin(s)][0]:
+                best[cmp.plugin(s)] = (val, s.estimates["H"].mean)
+        if best:
+            out[page.title] = {m: h for m, (_, h) in best.items()}
+    return out
+
+
+def render_backbones(group: BackboneGroup) -> str:
+    """Method x backbone: each method's validated H per backbone, and for each method the paired
+    per-seed differences between backbones (the runs differ in nothing else)."""
+    by_backbone = {b: {s.method: s for s in best_rows(page)} for b, page in group.pages}
+    backbones = list(by_backbone)
+    methods = list(dict.fromkeys(m for rows in by_backbone.values() for m in rows))
+    body = [[m, *(by_backbone[b][m].estimates["H"] if m in by_backbone[b] else "—" for b in backbones)]
+            for m in methods]
+    pairs = [
+        [m, f"{a} − {b}", signed(pair.difference), pair.difference.n, pair.why.replace("ahead", "higher")
+         .replace("behind", "lower")]
+        for m in methods
+        for i, a in enumerate(backbones) for b in backbones[i + 1:]
+        if m in by_backbone[a] and m in by_backbone[b]
+        for pair in (cmp.Pair.of(by_backbone[a][m], by_backbone[b][m]),)
+    ]
+    links = ", ".join(f"[{text(b)}]({page.slug}.md)" for b, page in group.pages)
+    lines = [
+        *WIDE, f"# {text(group.title)}", "", GENERATED, "",
+        f"The same data set and methods with each image backbone (pages: {links}). Each cell is the test H "
+        "(mean and 95% CI over seeds) of the calibration validation chose on that backbone.", "",
+        *sortable(table(["method", *(text(b) for b in backbones)], body, right=backbones)), "",
+        "## Paired differences between backbones", "",
+        "Per method, the mean and 95% CI of the per-seed differences of H between two backbones "
+        "(percentage points; same seeds, same split).", "",
+        *sortable(table(["method", "backbones", "H difference", "paired seeds", "verdict"], pairs,
+                        right=("H difference", "paired seeds"))), "",
+    ]
+    return "\n".join(lines)
+
+
+def render_ranking(ranking: cmp.Ranking, figure: Path | None) -> str:
+    lines = [
+        "# Aggregate ranking", "", GENERATED, "",
+        f"Methods measured on every one of {len(ranking.datasets)} data sets "
+        f"({text(', '.join(ranking.datasets))}), ranked on each by the test H of the entry validation "
+        "prefers (rank 1 = best; ties share the mean rank), then averaged. Two methods whose mean ranks "
+        f"differ by less than the critical difference ({ranking.critical_difference:.2f}, Nemenyi test at "
+        "95%, Demšar 2006) are not told apart; the bars join such methods.", "",
+    ]
+    if figure:
+        lines += [f"![Critical-difference diagram of mean ranks]({figure.name})", ""]
+    header = ["method", "mean rank", *ranking.datasets]
+    body = [[m, f"{r:.2f}", *(f"{ranking.ranks[d][m]:g}" for d in ranking.datasets)]
+            for m, r in zip(ranking.methods, ranking.mean_ranks)]
+    lines += sortable(table([text(h) for h in header], body, right=header[1:]))
+    return "\n".join(lines) + "\n"
