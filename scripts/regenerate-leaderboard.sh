@@ -3,8 +3,8 @@
 # published spec (--force: nothing reused; the specs run side by side, one core each), export the
 # rows with their full provenance to docs/leaderboard/results/<data set>.jsonl, then write the
 # pages from those committed rows (refusing any row whose code or data identity is not the
-# current one). Published specs: benchmarks/flo-efficientnet.yaml (FLO) and
-# benchmarks/cub-subset.yaml (CUB classes 001-010, real captions).
+# current one). Published specs: zsbench/specs/flo-efficientnet.yaml (FLO) and
+# zsbench/specs/cub-subset.yaml (CUB classes 001-010, real captions).
 #
 #   scripts/regenerate-leaderboard.sh [DATA_ROOT]     (default: ../shared/data)
 #
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export ZSBENCH_DATA="$(cd "${1:-../shared/data}" && pwd)"
 ZSBENCH="${ZSBENCH:-.venv/bin/zsbench}"
-SPECS=(benchmarks/flo-efficientnet.yaml benchmarks/cub-subset.yaml)
+SPECS=(zsbench/specs/flo-efficientnet.yaml zsbench/specs/cub-subset.yaml)
 OUT=docs/leaderboard
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

@@ -80,7 +80,7 @@ def test_shipped_benchmark_specs_are_valid(name):
 
     from zsbench.registry import get_registry
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.yaml"
+    path = Path(__file__).resolve().parents[1] / "zsbench" / "specs" / f"{name}.yaml"
     spec = load_spec(path, get_registry(strict=True))
     assert spec.name == name and spec.methods
 

@@ -80,8 +80,8 @@ def cli(ctx: click.Context, strict: bool) -> None:
 
     \b
     Typical use:
-      zsbench validate benchmarks/demo.yaml   check a spec without running it
-      zsbench run benchmarks/demo.yaml        run every dataset x method x seed, resumable
+      zsbench validate zsbench/specs/demo.yaml   check a spec without running it
+      zsbench run zsbench/specs/demo.yaml        run every dataset x method x seed, resumable
       zsbench results                         print the stored rows
       zsbench leaderboard --out docs/leaderboard   write Markdown pages and plots
       zsbench plugins                         list encoders, losses, calibrators, datasets, methods

@@ -34,6 +34,7 @@ KINDS = tuple(PLURALS)
 _HOOKS = {kind: f"register_{plural}" for kind, plural in PLURALS.items()}
 ENTRY_POINT_GROUP = "zsbench"
 BUILTIN_DISTRIBUTION = "zsbench"
+IN_PROCESS_PLUGIN = "in-process"  # components registered from Python (``zsbench.register``)
 
 
 class PluginWarning(UserWarning):
@@ -88,6 +89,11 @@ class PluginEntry:
     def module(self) -> str:
         """Where the implementation lives (named in clash warnings; not imported)."""
         return self.component.module if self.component else getattr(self.target, "__module__", "?")
+
+    @property
+    def in_process(self) -> bool:
+        """Registered from Python for this session: its identity is its source, not a package's."""
+        return self.plugin == IN_PROCESS_PLUGIN
 
     @property
     def builtin(self) -> bool:

@@ -192,7 +192,7 @@ def fit_and_score(task, registry, bundle, stage, point, device, cache_dir, show_
 
     context = zsbench.RunContext(
         seed=task.seed, device=device, cache_dir=cache_dir, stage=stage.name, show_progress=show_progress,
-        evaluate=evaluate if stage.name == "validation" else None,
+        evaluate=evaluate if stage.name == "validation" else None, registry=registry,
     )
     scorer = method.fit(protocol.fit_data(bundle, stage, task.method.side_information), context)
     with torch.no_grad():

@@ -389,10 +389,12 @@ def parse_spec(raw: Any, file: str, registry: Registry) -> BenchmarkSpec:
 
 
 def load_spec(path: str | Path, registry: Registry) -> BenchmarkSpec:
-    """Read and validate a YAML spec file."""
+    """Read and validate a YAML spec file, or a spec shipped with zsbench by name (``demo``)."""
     path = Path(path)
     if not path.is_file():
-        raise SpecError(str(path), "", "no such spec file")
+        from zsbench.specs import packaged
+
+        path = packaged(str(path))
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -401,10 +403,15 @@ def load_spec(path: str | Path, registry: Registry) -> BenchmarkSpec:
                                        "cannot be decoded; save the spec as UTF-8") from None
     except OSError as exc:
         raise SpecError(str(path), "", f"cannot read the spec file: {exc.strerror or exc}") from None
+    return parse_yaml(text, str(path), registry)
+
+
+def parse_yaml(text: str, file: str, registry: Registry) -> BenchmarkSpec:
+    """Validate a spec given as YAML text; ``file`` names it in errors."""
     try:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        raise SpecError(str(path), "", f"not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
-    return parse_spec(raw, str(path), registry)
+        raise SpecError(file, "", f"not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
+    return parse_spec(raw, file, registry)
