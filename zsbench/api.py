@@ -207,19 +207,20 @@ def describe_outcome(task: Any, outcome: Any) -> list[str]:
 
 def run(spec: Any, results: str | Path | None = DEFAULT_RESULTS, *, force: bool = False,
         device: str | None = None, backend: str = "local", threads: int = 1, quiet: bool = False,
-        on_done: Callable[[Any, Any], None] | None = None, **ray_options: Any) -> Results:
+        on_done: Callable[[Any, Any], None] | None = None, strict: bool | None = None,
+        **ray_options: Any) -> Results:
     """Run every (data set x method x seed) of ``spec`` (see ``load_spec``) into the results
     database ``results`` (None: a temporary one), skipping stored runs unless ``force``.
     ``backend="ray"`` takes ``address``, ``cpus_per_task``, ``gpus_per_task`` and ``dashboard``.
     Progress bars (``tqdm.auto``: notebook bars in Jupyter) and one line per finished run are
     shown unless ``quiet``; ``on_done(task, rows or Failure)`` replaces the lines. Returns the
-    rows of this spec's runs, with the failures' messages."""
+    rows of this spec's runs, with the failures' messages. ``strict``: a broken plugin is an error."""
     from tqdm.auto import tqdm
 
     from zsbench.runner import LocalBackend, plan, resolve_device, run_spec
     from zsbench.store import ResultStore
 
-    reg = registry()
+    reg = registry(strict)
     parsed = load_spec(spec, reg)
     device_name, device_key = (device, None) if device else (parsed.device, "device")
     if backend == "ray":  # the device is resolved on the workers, which may have GPUs the driver lacks
@@ -265,7 +266,7 @@ def run(spec: Any, results: str | Path | None = DEFAULT_RESULTS, *, force: bool 
         keys = {t.key for t in (*outcome.done, *outcome.skipped)}
         rows = tuple(r for r in store.rows(spec_name=parsed.name) if r["run_key"] in keys)
     return Results(rows, tuple(f"{f.task.describe()}: {f.message}" for f in outcome.failures),
-                   str(results) if kept else None, outcome)
+                   str(results) if kept else None, parsed.name, outcome)
 
 
 def _entries(values: Any, what: str) -> list[Any]:

@@ -122,8 +122,11 @@ class PluginEntry:
 
     def type_hints(self) -> dict[str, Any]:
         """Resolved annotations of the options (empty when they cannot be resolved)."""
+        source = self.component.options if self.component else self.target
+        if inspect.isclass(source) and not attrs.has(source):  # a plain class: its constructor's
+            source = source.__init__
         try:
-            return typing.get_type_hints(self.component.options if self.component else self.target)
+            return typing.get_type_hints(source)
         except Exception:  # noqa: BLE001 - unresolvable annotations: names are still checked
             return {}
 

@@ -71,6 +71,7 @@ class Results:
     rows: tuple[dict[str, Any], ...]
     failures: tuple[str, ...] = ()
     path: str | None = None  # the results database, when kept
+    spec_name: str | None = None  # the spec run, after a run
     outcome: Any = attrs.field(default=None, eq=False, repr=False)  # the runner's Outcome, after a run
 
     def __len__(self) -> int:
