@@ -100,7 +100,7 @@ def validate(ctx: click.Context, spec: str) -> None:
     parsed = load_spec(spec, _registry(ctx))
     runs = len(parsed.datasets) * len(parsed.methods) * len(parsed.seeds)
     console.print(
-        f"[green]ok[/]: {escape(spec)}: {len(parsed.datasets)} dataset(s) x {len(parsed.methods)} method(s) "
+        f"[green]ok[/]: {escape(parsed.file)}: {len(parsed.datasets)} dataset(s) x {len(parsed.methods)} method(s) "
         f"x {len(parsed.seeds)} seed(s) = {runs} run(s)"
     )
 
