@@ -56,3 +56,40 @@ def test_messages_keep_their_brackets(tmp_path):
     spec = write(tmp_path, "name: s\ndatasets: [{name: synthetic}]\nmethods: [{name: 'x[ray]'}]\n")
     out = cli("validate", spec)
     assert out.returncode == 2 and "unknown method 'x[ray]'" in out.stderr
+
+
+def test_the_shipped_specs_are_package_data():
+    from importlib import resources
+
+    from zsbench.specs import names, packaged
+
+    assert {"demo", "flo-efficientnet", "cub-subset"} <= set(names())
+    assert resources.files("zsbench.specs").joinpath("demo.yaml").is_file()
+    assert packaged("demo").read_text().startswith("#")
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_specs_and_the_project_urls(tmp_path):
+    """Built from a copy of the sources, so the checkout gets no build folders."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    pytest.importorskip("setuptools")
+    root = Path(__file__).resolve().parents[1]
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+    for part in ("zsbench", "plugins"):
+        shutil.copytree(root / part, source / part, ignore=ignore)
+    for part in ("pyproject.toml", "README.md"):
+        shutil.copy(root / part, source / part)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path / "wheel"), str(source)], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "wheel").glob("zsbench-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        files = set(z.namelist())
+        metadata = z.read(next(f for f in files if f.endswith(".dist-info/METADATA"))).decode()
+    assert {f"zsbench/specs/{name}.yaml" for name in ("demo", "flo-efficientnet", "cub-subset")} <= files
+    assert "Project-URL: Documentation" in metadata and "Project-URL: Source" in metadata
