@@ -17,7 +17,7 @@ from zsbench import api
 from zsbench.errors import PluginError, SpecError, UserError
 from zsbench.registry import Registry
 from zsbench.runner import LocalBackend, run_spec
-from zsbench.spec import parse_spec
+from zsbench.spec import MethodSpec, parse_spec
 from zsbench.store import ResultStore
 
 RIDGE_CELL = '''
@@ -176,10 +176,17 @@ def test_audit_is_the_function_even_after_the_command_module_is_imported():
     assert sys.modules["zsbench.audit"].audit_method
 
 
-def test_a_grid_value_chosen_at_an_edge_is_flagged():
-    assert api.grid_edges({"ridge": [0.1, 1.0, 10.0], "k": ["a", "b", "c"]}, {"ridge": 10.0, "k": "c"}) == ["ridge"]
-    assert api.grid_edges({"ridge": [0.1, 1.0, 10.0]}, {"ridge": 1.0}) == []
-    assert api.grid_edges({"ridge": [0.1, 10.0]}, {"ridge": 0.1}) == []  # two values: no inside to prefer
+def test_a_grid_value_chosen_at_an_edge_is_warned_about_and_recorded(tmp_path, capsys):
+    method = run_cell(RIDGE_CELL, 1)["NotebookRidge"]
+    results = zsbench.evaluate(method, datasets=["toy"], seeds=1, grid={"ridge": [1e-3, 1e-2, 1e6]},
+                               results=None, calibrators=["none"])
+    (row,) = results.rows
+    assert row["hyperparameters"] == {"ridge": 1e-3} and row["provenance"]["grid_edges"] == ["ridge"]
+    assert results.to_pandas().grid_edges.tolist() == ["ridge"]
+    assert "ridge=0.001 was chosen at the edge of its grid [0.001, 0.01, 1000000.0]" in capsys.readouterr().out
+    spec = MethodSpec("m", "m", {}, {"ridge": [0.1, 1.0, 10.0], "k": ["a", "b", "c"], "two": [1, 2]}, ())
+    assert spec.grid_edges({"ridge": 10.0, "k": "c", "two": 1}) == ["ridge"]  # two values: no inside to prefer
+    assert spec.grid_edges({"ridge": 1.0, "k": "a", "two": 2}) == []
 
 
 def image_projection(context):

@@ -177,28 +177,19 @@ def _device_context(spec_file: str, key: str | None):
         raise SpecError(spec_file, key, str(exc)) from None
 
 
-def grid_edges(grid: Mapping[str, Sequence[Any]], point: Mapping[str, Any]) -> list[str]:
-    """The grid paths whose chosen value is the smallest or largest of three or more numbers:
-    the best may lie outside the grid."""
-    out = []
-    for path, values in sorted(grid.items()):
-        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if len(numbers) >= 3 and len(numbers) == len(values) and point.get(path) in (min(numbers), max(numbers)):
-            out.append(path)
-    return out
-
-
 def describe_outcome(task: Any, outcome: Any) -> list[str]:
-    """Lines for one finished task: its H per calibrator (calibrators in the spec's order), and
-    a warning per grid value chosen at an edge of its grid."""
+    """Lines for one finished task: its H per calibrator (in the spec's order), and a warning per
+    grid value chosen at an edge of its grid (recorded in each row's ``provenance["grid_edges"]``)."""
     from zsbench.runner import Failure
 
     if isinstance(outcome, Failure):
         return [f"FAILED {task.describe()}: {outcome.message}"]
     best = max(outcome, key=lambda r: r.val_H)
-    lines = [f"{task.describe()}: " + ", ".join(f"{r.calibrator}: H={100 * r.H:.1f}" for r in outcome)
+    order = [c.name for c in task.method.calibrators]
+    ordered = sorted(outcome, key=lambda r: order.index(r.calibrator) if r.calibrator in order else len(order))
+    lines = [f"{task.describe()}: " + ", ".join(f"{r.calibrator}: H={100 * r.H:.1f}" for r in ordered)
              + f" ({best.wall_time:.1f}s)"]
-    edges = {(path, r.hyperparameters[path]) for r in outcome for path in grid_edges(task.method.grid, r.hyperparameters)}
+    edges = {(path, r.hyperparameters[path]) for r in outcome for path in r.provenance.get("grid_edges", ())}
     for path, value in sorted(edges, key=repr):
         lines.append(f"warning: {task.describe()}: {path}={value!r} was chosen at the edge of its grid "
                      f"{task.method.grid[path]}; the best value may lie outside it: widen the grid")

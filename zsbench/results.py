@@ -22,7 +22,7 @@ from zsbench.errors import UserError
 RECORD_COLUMNS = (
     "spec_name", "dataset", "method", "method_plugin", "calibrator", "seed",
     "u", "s", "H", "zsl", "ausuc", "oracle_H",
-    "val_u", "val_s", "val_H", "calibration_param", "choices", "sweep",
+    "val_u", "val_s", "val_H", "calibration_param", "choices", "grid_edges", "sweep",
     "side_information", "features", "wall_time",
     "run_key", "spec_hash", "zsbench", "torch", "device", "git_commit", "git_dirty", "code", "data",
 )
@@ -47,6 +47,7 @@ def record(row: dict[str, Any]) -> dict[str, Any]:
         **{k: row.get(k) for k in RECORD_COLUMNS[:15]},
         "calibration_param": row.get("calibration_param"),
         "choices": json.dumps(row.get("hyperparameters") or {}, sort_keys=True),
+        "grid_edges": ",".join(prov.get("grid_edges") or ()),
         "sweep": json.dumps(row.get("sweep") or {}, sort_keys=True),
         "side_information": row.get("side_information"),
         "features": row.get("features"),

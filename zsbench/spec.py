@@ -85,6 +85,16 @@ class MethodSpec:
             out["side_information"] = self.side_information
         return out
 
+    def grid_edges(self, point: dict[str, Any]) -> list[str]:
+        """The grid paths whose value in ``point`` is the smallest or largest of three or more
+        numbers: the best value may lie outside the grid."""
+        out = []
+        for path, values in sorted(self.grid.items()):
+            numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if len(numbers) >= 3 and len(numbers) == len(values) and point.get(path) in (min(numbers), max(numbers)):
+                out.append(path)
+        return out
+
     def grid_points(self) -> list[dict[str, Any]]:
         """The cartesian product of the grid as option-path -> value dicts ([{}] when none)."""
         keys = sorted(self.grid)
