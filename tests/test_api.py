@@ -183,7 +183,9 @@ def test_a_grid_value_chosen_at_an_edge_is_warned_about_and_recorded(tmp_path, c
     (row,) = results.rows
     assert row["hyperparameters"] == {"ridge": 1e-3} and row["provenance"]["grid_edges"] == ["ridge"]
     assert results.to_pandas().grid_edges.tolist() == ["ridge"]
-    assert "ridge=0.001 was chosen at the edge of its grid [0.001, 0.01, 1000000.0]" in capsys.readouterr().out
+    shown = capsys.readouterr()
+    assert "ridge=0.001 was chosen at the edge of its grid [0.001, 0.01, 1000000.0]" in shown.out
+    assert "toy / NotebookRidge / seed 0: grid:" in shown.err and "0/3 [" in shown.err  # grid progress, of 3
     spec = MethodSpec("m", "m", {}, {"ridge": [0.1, 1.0, 10.0], "k": ["a", "b", "c"], "two": [1, 2]}, ())
     assert spec.grid_edges({"ridge": 10.0, "k": "c", "two": 1}) == ["ridge"]  # two values: no inside to prefer
     assert spec.grid_edges({"ridge": 1.0, "k": "a", "two": 2}) == []

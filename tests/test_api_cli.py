@@ -9,10 +9,11 @@ import json
 
 import pytest
 import torch
+from test_api import RIDGE_CELL, run_cell, toy_dataset
+from test_cli import write
+from test_cli import zsbench as cli
 
 import zsbench
-from test_api import RIDGE_CELL, run_cell, toy_dataset
-from test_cli import write, zsbench as cli
 from zsbench import api
 
 

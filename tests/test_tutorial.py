@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from shared_data import SHARED_DATA
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "docs" / "examples" / "tutorial" / "tutorial.py"

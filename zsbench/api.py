@@ -166,6 +166,34 @@ def load_spec(spec: Any, registry: Registry | None = None) -> BenchmarkSpec:
     raise SpecError(repr(spec), "", "expected a spec file path, a shipped spec's name, YAML text or a dict")
 
 
+FILE_OPTIONS = ("features", "splits")  # data set options that name a file in the data set's folder
+
+
+def check_data_files(spec: BenchmarkSpec) -> None:
+    """A ``SpecError`` for a file option (``features: efficientnet_lite0.mat``) naming a file that
+    is not in the data set's folder, when that folder is here (so a spec validated on a machine
+    without the data still passes)."""
+    import difflib
+
+    from zsbench.paths import dataset_root
+
+    for i, entry in enumerate(spec.raw.get("datasets") or []):
+        if not isinstance(entry, Mapping):
+            continue
+        plugin, root = entry.get("plugin", entry.get("name")), entry.get("root")
+        folder = dataset_root(str(plugin), root if isinstance(root, str) else None)
+        for option in FILE_OPTIONS:
+            name = entry.get(option)
+            if not isinstance(name, str) or not folder.is_dir() or (folder / name).is_file():
+                continue
+            files = sorted(p.name for p in folder.iterdir() if p.is_file())
+            present = [f for f in files if Path(f).suffix == Path(name).suffix]
+            close = difflib.get_close_matches(name, files, n=1)
+            raise SpecError(spec.file, f"datasets[{i}].{option}",
+                            f"no file {name!r} in {folder}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                            + (f"; {Path(name).suffix or 'such'} files there: {', '.join(present)}" if present else ""))
+
+
 @contextlib.contextmanager
 def _device_context(spec_file: str, key: str | None):
     """Device errors name where the device came from: the spec's key, or the caller's device."""
@@ -213,6 +241,7 @@ def run(spec: Any, results: str | Path | None = DEFAULT_RESULTS, *, force: bool 
 
     reg = registry(strict)
     parsed = load_spec(spec, reg)
+    check_data_files(parsed)
     device_name, device_key = (device, None) if device else (parsed.device, "device")
     if backend == "ray":  # the device is resolved on the workers, which may have GPUs the driver lacks
         from zsbench.backends.ray import RayBackend

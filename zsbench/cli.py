@@ -95,9 +95,10 @@ def cli(ctx: click.Context, strict: bool) -> None:
 @click.pass_context
 def validate(ctx: click.Context, spec: str) -> None:
     """Check SPEC (names, options, types, grids) without running anything."""
-    from zsbench.api import load_spec  # not the runner: validating needs no torch
+    from zsbench.api import check_data_files, load_spec  # not the runner: validating needs no torch
 
     parsed = load_spec(spec, _registry(ctx))
+    check_data_files(parsed)
     runs = len(parsed.datasets) * len(parsed.methods) * len(parsed.seeds)
     console.print(
         f"[green]ok[/]: {escape(parsed.file)}: {len(parsed.datasets)} dataset(s) x {len(parsed.methods)} method(s) "
@@ -178,6 +179,7 @@ def _capped_threads(threads: int) -> int:
 
 
 def _print_summary(rows: list[dict], title: str) -> None:
+    from zsbench.results import in_spec_order
     from zsbench.summary import METRICS, summarize  # numpy, scipy: only once there are rows
 
     if not rows:
@@ -186,7 +188,7 @@ def _print_summary(rows: list[dict], title: str) -> None:
     table = Table(title=title)
     for col in ("dataset", "method", "seeds", *METRICS):
         table.add_column(col, justify="right" if col in METRICS else "left")
-    for s in summarize(rows):
+    for s in summarize(in_spec_order(rows)):
         # Labels such as flo[backbone=x] are text, not rich markup.
         table.add_row(escape(s.dataset), escape(s.label), str(len(s.seeds)), *(str(s.estimates[m]) for m in METRICS))
     console.print(table)

@@ -160,7 +160,8 @@ class PluginEntry:
     def _check_names(self, options: dict[str, Any]) -> None:
         if unknown := [n for n in self.unknown_options(options) if n not in INJECTED]:
             raise PluginError(
-                f"{self.kind} {self.name!r} has no option(s) {', '.join(unknown)}; "
+                f"{self.kind} {self.name!r} has no option(s) {', '.join(unknown)}"
+                f"{did_you_mean(unknown[0], self.options())}; "
                 f"its options are: {', '.join(self.options()) or 'none'}"
             )
 
@@ -168,6 +169,14 @@ class PluginEntry:
         """The factory's product; an option it does not take is a user error naming the others."""
         self.check(**options)
         return self.factory(*args, **options)
+
+
+def did_you_mean(name: Any, known: Iterable[str]) -> str:
+    """" (did you mean 'x'?)" for the closest of ``known`` to a misspelled ``name``, else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def strict_from_env() -> bool:
@@ -270,7 +279,8 @@ class Registry:
             return self._entries[kind][name]
         except KeyError:
             known = ", ".join(sorted(self._entries[kind])) or "none"
-            raise PluginError(f"unknown {kind} {name!r}; known {PLURALS[kind]}: {known}") from None
+            raise PluginError(f"unknown {kind} {name!r}{did_you_mean(name, self._entries[kind])}; "
+                              f"known {PLURALS[kind]}: {known}") from None
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._entries[kind])

@@ -64,6 +64,21 @@ def record(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def in_spec_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with each method's calibrators in the order its spec lists them (the order the
+    database stores them in depends on which grid point each calibrator chose)."""
+    first: dict[tuple[str, str], int] = {}
+    for i, r in enumerate(rows):
+        first.setdefault((r["dataset"], r["method"]), i)
+
+    def position(r: dict[str, Any]) -> tuple[int, int]:
+        config = ((r.get("provenance") or {}).get("config") or {}).get("method") or {}
+        names = [c.get("name") for c in config.get("calibrators", [])]
+        return first[(r["dataset"], r["method"])], names.index(r["calibrator"]) if r["calibrator"] in names else len(names)
+
+    return sorted(rows, key=position)
+
+
 @attrs.frozen
 class Results:
     """Stored rows of one run (or of a results database): one per run and calibrator, accuracies
@@ -102,7 +117,7 @@ class Results:
         from zsbench.summary import METRICS, TEST_ONLY_METRICS, summarize
 
         out = []
-        for s in summarize(list(self.rows)):
+        for s in summarize(in_spec_order(list(self.rows))):
             entry: dict[str, Any] = {"dataset": s.dataset, "method": s.method, "calibrator": s.calibrator,
                                      "seeds": len(s.seeds)}
             for metric in (*METRICS, *TEST_ONLY_METRICS):

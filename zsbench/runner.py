@@ -239,6 +239,10 @@ def select_on_validation(task, registry, bundle, device, cache_dir, show_progres
     chosen: dict[str, tuple[float, int, Any]] = {}
     sweeps = []
     points = task.method.grid_points()
+    from tqdm.auto import tqdm  # points done of the grid: a long search shows it is moving
+
+    bar = tqdm(total=len(points), desc=f"{task.describe()}: grid", unit="point", leave=False,
+               disable=not show_progress or len(points) < 2, dynamic_ncols=True)
     for i, point in enumerate(points):
         scorer, scores, labels, seen_mask = fit_and_score(task, registry, bundle, val_stage, point, device, cache_dir, show_progress, calibrators)
         if on_fit:
@@ -248,6 +252,8 @@ def select_on_validation(task, registry, bundle, device, cache_dir, show_progres
             result = sweeps[i][name] = sweep(scores, labels, seen_mask, calibrator)
             if name not in chosen or result.best()[3] > chosen[name][0]:
                 chosen[name] = (result.best()[3], i, result)
+        bar.update(1)
+    bar.close()
     return Selection(points, chosen, sweeps)
 
 

@@ -21,7 +21,7 @@ import attrs
 import yaml
 
 from zsbench.errors import PluginError, SpecError, UserError
-from zsbench.registry import PluginEntry, Registry
+from zsbench.registry import PluginEntry, Registry, did_you_mean
 from zsbench.side_information import SIDE_INFORMATION
 
 METHOD_KEYS = {"name", "method", "grid", "calibrators", "sweep", "side_information"}
@@ -204,9 +204,10 @@ class _Checker:
             path = f"{key}.{name}" if key else name
             if entry.unknown_options([name]):
                 listed = ", ".join(sorted(known)) or "none"
-                self.fail(path, f"unknown option for {entry.kind} {entry.name!r}; known options: {listed}")
+                self.fail(path, f"unknown option for {entry.kind} {entry.name!r}{did_you_mean(name, known)}; "
+                                f"known options: {listed}")
             if name in hints and not _matches(value, hints[name]):
-                self.fail(path, f"expected {_describe(hints[name])}, got {value!r}")
+                self.fail(path, f"expected {_describe(hints[name])}, got {value!r}{_yaml_number_hint(value, hints[name])}")
             if (expected := entry.value_problem(name, value)) is not None:
                 self.fail(path, f"expected {expected}, got {value!r}")
             kind = _component_kind(name)
@@ -259,6 +260,18 @@ def _matches(value: Any, hint: Any) -> bool:
     if origin is typing.Literal:
         return value in typing.get_args(hint)
     return True  # richer annotations are the factory's to check
+
+
+def _yaml_number_hint(value: Any, hint: Any) -> str:
+    """Why a number-looking string is a string: YAML reads ``1e3`` (no dot) as text."""
+    if not isinstance(value, str) or not _matches(1.0, hint):
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    return (f" (YAML reads {value} as text, not a number: write it with a dot and a signed exponent, "
+            f"{number:.1e}, or as {number:g})")
 
 
 def _describe(hint: Any) -> str:
@@ -347,8 +360,13 @@ def _method(c: _Checker, raw: Any, key: str) -> list[MethodSpec]:
     grid = c.mapping(raw.get("grid", entry.default_grid), f"{key}.grid")
     for path, values in grid.items():
         c.nonempty_list(values, f"{key}.grid.{path}")
-        for v in values:
-            c.options(entry, c.set_path(options, path, v, f"{key}.grid.{path}"), key)
+        for i, v in enumerate(values):
+            try:
+                c.options(entry, c.set_path(options, path, v, f"{key}.grid.{path}"), key)
+            except SpecError as exc:  # named where the value is written: in the grid
+                if exc.key in (f"{key}.{path}", key) and exc.key != f"{key}.grid.{path}":
+                    raise SpecError(c.file, f"{key}.grid.{path}[{i}]", exc.reason) from None
+                raise
     calibrators = _calibrators(c, raw.get("calibrators"), f"{key}.calibrators")
     side = raw.get("side_information", "auto")
     if side not in SIDE_INFORMATION:

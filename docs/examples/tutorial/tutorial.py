@@ -1,3 +1,4 @@
+# ruff: noqa: E402 - a notebook: each cell imports what it uses
 # %% A method written in a notebook cell: the Semantic AutoEncoder (Kodirov et al., 2017)
 import numpy as np
 import scipy.linalg
