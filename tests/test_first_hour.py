@@ -79,3 +79,13 @@ def test_a_run_ends_by_saying_what_to_do_next(tmp_path, monkeypatch):
     assert "zsbench leaderboard" in out.stdout
     with pytest.raises(SpecError):  # the API raises what the command prints, and never exits
         zsbench.run(str(tmp_path / "missing.yaml"))
+
+
+def test_validate_refuses_a_distance_calibrator_for_a_similarity_method(tmp_path):
+    out = validate(tmp_path, "{name: eszsl, calibrators: [none, metric-rescaling]}")
+    assert out.returncode == 2
+    assert ("methods[0].calibrators[1]: calibrator 'metric-rescaling' rescales distances, but method 'eszsl' "
+            "returns similarity scores") in out.stderr
+    assert validate(tmp_path, "{name: eszsl, calibrators: [none, calibrated-stacking]}").returncode == 0
+    clarel = validate(tmp_path, "{name: clarel, calibrators: [none, metric-rescaling]}")
+    assert clarel.returncode == 0, clarel.stderr

@@ -110,6 +110,11 @@ class PluginEntry:
         source = self.component.options if self.component else self.target
         return dict(getattr(source, "default_grid", {}))
 
+    def declared(self, attribute: str) -> Any:
+        """A class-level fact the options class (or factory) states, e.g. ``score_kind``; None
+        when it states none. Read without importing the implementation."""
+        return getattr(self.component.options if self.component else self.target, attribute, None)
+
     def schema(self) -> list[Option]:
         """The spec options, with type, default, constraint and doc."""
         if self.component:

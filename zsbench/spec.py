@@ -348,6 +348,17 @@ def _calibrators(c: _Checker, raw: Any, key: str) -> tuple[CalibratorSpec, ...]:
     return tuple(out)
 
 
+def _check_score_kind(c: _Checker, method: PluginEntry, calibrators: tuple[CalibratorSpec, ...], key: str) -> None:
+    """Refuse a calibrator that rescales distances for a method that declares similarity scores
+    (``score_kind`` and ``requires_distance`` on their options classes; undeclared: not checked)."""
+    if method.declared("score_kind") != "similarity":
+        return
+    for i, cal in enumerate(calibrators):
+        if cal.name != NO_CALIBRATION and c.registry.get("calibrator", cal.name).declared("requires_distance"):
+            c.fail(f"{key}[{i}]", f"calibrator {cal.name!r} rescales distances, but method {method.name!r} "
+                                  "returns similarity scores; use an additive calibrator such as 'calibrated-stacking'")
+
+
 def _method(c: _Checker, raw: Any, key: str) -> list[MethodSpec]:
     raw = c.mapping(raw, key)
     label = raw.get("name")
@@ -368,6 +379,7 @@ def _method(c: _Checker, raw: Any, key: str) -> list[MethodSpec]:
                     raise SpecError(c.file, f"{key}.grid.{path}[{i}]", exc.reason) from None
                 raise
     calibrators = _calibrators(c, raw.get("calibrators"), f"{key}.calibrators")
+    _check_score_kind(c, entry, calibrators, f"{key}.calibrators")
     side = raw.get("side_information", "auto")
     if side not in SIDE_INFORMATION:
         c.fail(f"{key}.side_information", f"expected one of {', '.join(SIDE_INFORMATION)}, got {side!r}")
