@@ -227,19 +227,20 @@ def describe_outcome(task: Any, outcome: Any) -> list[str]:
 def run(spec: Any, results: str | Path | None = DEFAULT_RESULTS, *, force: bool = False,
         device: str | None = None, backend: str = "local", threads: int = 1, quiet: bool = False,
         on_done: Callable[[Any, Any], None] | None = None, strict: bool | None = None,
-        **ray_options: Any) -> Results:
+        plugins: Registry | None = None, **ray_options: Any) -> Results:
     """Run every (data set x method x seed) of ``spec`` (see ``load_spec``) into the results
     database ``results`` (None: a temporary one), skipping stored runs unless ``force``.
     ``backend="ray"`` takes ``address``, ``cpus_per_task``, ``gpus_per_task`` and ``dashboard``.
     Progress bars (``tqdm.auto``: notebook bars in Jupyter) and one line per finished run are
     shown unless ``quiet``; ``on_done(task, rows or Failure)`` replaces the lines. Returns the
-    rows of this spec's runs, with the failures' messages. ``strict``: a broken plugin is an error."""
+    rows of this spec's runs, with the failures' messages. ``strict``: a broken plugin is an error;
+    ``plugins``: the registry to run with (default: the installed plugins and this session's)."""
     from tqdm.auto import tqdm
 
     from zsbench.runner import LocalBackend, plan, resolve_device, run_spec
     from zsbench.store import ResultStore
 
-    reg = registry(strict)
+    reg = plugins or registry(strict)
     parsed = load_spec(spec, reg)
     check_data_files(parsed)
     device_name, device_key = (device, None) if device else (parsed.device, "device")

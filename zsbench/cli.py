@@ -137,7 +137,7 @@ def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: s
 
     results = api.run(spec, results_path, force=force, device=device, backend=backend,
                       threads=_capped_threads(threads), quiet=quiet, on_done=report,
-                      strict=ctx.obj.get("strict") or None, address=address,
+                      plugins=_registry(ctx), address=address,
                       cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task, dashboard=dashboard)
     outcome = results.outcome
     console.print(
