@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "scipy", "matplotlib", "datasets", "transformers", "timm", "ray", "torchvision")
+HEAVY = ("torch", "scipy", "matplotlib", "datasets", "transformers", "timm", "ray", "torchvision", "pandas",
+         "pyarrow")
 
 PROBE = """
 import json, sys
@@ -47,8 +48,8 @@ def probe(args: list[str] | None, extra_path: Path | None = None) -> tuple[list[
     return json.loads(line.removeprefix("LOADED=")), done
 
 
-@pytest.mark.parametrize("args", [None, ["--help"], ["validate", "zsbench/specs/demo.yaml"], ["plugins"],
-                                  ["plugins", "--json"], ["data", "--help"]])
+@pytest.mark.parametrize("args", [None, ["--help"], ["validate", "zsbench/specs/demo.yaml"], ["validate", "demo"],
+                                  ["specs"], ["plugins"], ["plugins", "--json"], ["data", "--help"]])
 def test_light_commands_load_no_heavy_stack(args):
     loaded, done = probe(args)
     assert "exit=0" in done.stderr or args is None, done.stderr
