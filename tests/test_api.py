@@ -223,3 +223,13 @@ def test_the_html_table_escapes_labels():
            "u": 0.5, "s": 0.5, "H": 0.5, "zsl": 0.5}
     shown = zsbench.Results((row,), failures=("<img src=x>: failed",))._repr_html_()
     assert "<script>" not in shown and "&lt;script&gt;" in shown and "&lt;img src=x&gt;" in shown
+
+
+def test_an_object_is_identified_by_its_class_source_and_attributes(tmp_path):
+    method = run_cell(RIDGE_CELL, 1)["NotebookRidge"]
+    kwargs = dict(datasets=["toy"], seeds=1, results=tmp_path / "r.sqlite", quiet=True, calibrators=["none"])
+    small = zsbench.evaluate(method(0.1), name="ridge-object", **kwargs)
+    same = zsbench.evaluate(method(0.1), name="ridge-object", **kwargs)
+    large = zsbench.evaluate(method(1e4), name="ridge-object", **kwargs)
+    assert same.outcome.skipped and not same.outcome.done
+    assert large.outcome.done and large.rows[0]["run_key"] != small.rows[0]["run_key"]

@@ -83,6 +83,7 @@ def _factory(target: Any) -> Any:
 
     use_as_is.__module__ = type(target).__module__
     use_as_is.__doc__ = inspect.getdoc(type(target))
+    use_as_is.in_process_object = target  # its identity is the object's (identity.source_identity)
     return use_as_is
 
 

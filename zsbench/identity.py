@@ -126,6 +126,7 @@ def source_identity(obj: Any) -> str:
     so that editing a notebook cell gives a new identity. Helpers it calls are not followed."""
     import attrs as _attrs
 
+    obj = getattr(obj, "in_process_object", obj)  # an object registered as it is, behind its factory
     target = obj if inspect.isclass(obj) or inspect.isroutine(obj) else type(obj)
     owners = [c for c in inspect.getmro(target) if c.__module__ == target.__module__] if inspect.isclass(target) else []
     parts = [f"{target.__module__}.{target.__qualname__}".encode()]
