@@ -1,7 +1,6 @@
 # ruff: noqa: E402 - a notebook: each cell imports what it uses
 # %% A method written in a notebook cell: the Semantic AutoEncoder (Kodirov et al., 2017)
 import numpy as np
-import scipy.linalg
 import torch
 
 import zsbench
@@ -17,8 +16,12 @@ class SemanticAutoEncoder:
     def fit(self, data: zsbench.FitData, context: zsbench.RunContext):
         x = data.features.T.astype(np.float64)  # d x N
         s = data.classes.embeddings[data.labels].T.astype(np.float64)  # k x N
-        # min ||X - W'S||^2 + lam ||WX - S||^2  <=>  (S S') W + W (lam X X') = (1 + lam) S X'
-        w = scipy.linalg.solve_sylvester(s @ s.T, self.lam * x @ x.T, (1 + self.lam) * s @ x.T)
+        # min ||X - W'S||^2 + lam ||WX - S||^2 is the Sylvester equation A W + W B = C with
+        # A = S S', B = lam X X', C = (1 + lam) S X'; A and B are symmetric, so in their
+        # eigenbases it is solved element by element.
+        a, u = np.linalg.eigh(s @ s.T)
+        b, v = np.linalg.eigh(self.lam * x @ x.T)
+        w = u @ ((u.T @ ((1 + self.lam) * s @ x.T) @ v) / (a[:, None] + b[None, :])) @ v.T
         classes = torch.nn.functional.normalize(torch.as_tensor(data.classes.embeddings, dtype=torch.float64), dim=1)
         return Scorer(torch.as_tensor(w), classes)
 
