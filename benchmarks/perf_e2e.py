@@ -1,6 +1,6 @@
 """End to end: the real-FLO spec (CLAREL + every linear baseline, 3 seeds), local vs Ray backend.
 
-Runs ``zsbench run`` on a copy of benchmarks/flo-efficientnet.yaml restricted to CLAREL and the
+Runs ``zsbench run`` on a copy of zsbench/specs/flo-efficientnet.yaml restricted to CLAREL and the
 linear baselines, once with ``--backend local`` and once with ``--backend ray`` (a local Ray
 instance using every core), each into a fresh results database and a fresh cache, and checks
 that both give the same rows.

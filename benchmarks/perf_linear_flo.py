@@ -1,7 +1,7 @@
 """The linear baselines on real FLO as whole processes: what a user waits for, start-up included.
 
 For each of ESZSL, ALE, SJE and DeViSE, times ``zsbench run SPEC --force --quiet`` where SPEC is
-one seed of ``benchmarks/flo-efficientnet.yaml`` restricted to that method, with the ``none`` and
+one seed of ``zsbench/specs/flo-efficientnet.yaml`` restricted to that method, with the ``none`` and
 ``calibrated-stacking`` calibrators. Wall time is measured around the process and CPU time from
 the operating system's accounting of the finished child; H comes from the rows the run stored.
 
@@ -114,7 +114,7 @@ def main() -> None:
         f"Each cell: median (min-max) of {args.repeats} whole-process runs after one warm-up"
         + (", alternating between the trees" if len(names) == 2 else "")
         + ". Each run: `zsbench run SPEC --force --quiet`, SPEC being one seed of "
-        "`benchmarks/flo-efficientnet.yaml` restricted to one method with the `none` and "
+        "`zsbench/specs/flo-efficientnet.yaml` restricted to one method with the `none` and "
         "`calibrated-stacking` calibrators. Wall time includes start-up; CPU time is user + system "
         "of the finished process. H is the test harmonic mean stored by the run.\n\n" + "\n".join(lines)
     )

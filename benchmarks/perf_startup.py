@@ -1,6 +1,6 @@
 """Start-up of the ``zsbench`` command, timed as whole processes over repeated runs.
 
-``--help``, ``validate benchmarks/demo.yaml`` and ``plugins`` are timed from process start to
+``--help``, ``validate zsbench/specs/demo.yaml`` and ``plugins`` are timed from process start to
 exit; ``run`` from process start to its first fit, which a probe method (installed for the
 measurement only, from a temporary folder on PYTHONPATH) stamps and then ends the process. The
 probe's spec loads a small synthetic data set, written during the warm-up run.
@@ -114,7 +114,7 @@ def main() -> None:
         stamp = tmp / "stamp"
         commands = {
             "--help": ([ZSBENCH, "--help"], None),
-            "validate": ([ZSBENCH, "validate", "benchmarks/demo.yaml"], None),
+            "validate": ([ZSBENCH, "validate", "zsbench/specs/demo.yaml"], None),
             "plugins": ([ZSBENCH, "plugins"], None),
             "run": ([ZSBENCH, "run", str(tmp / "probe.yaml"), "--results", str(tmp / "r.sqlite"), "--force",
                      "--quiet"], stamp),
@@ -140,7 +140,7 @@ def main() -> None:
     body = (
         f"Whole processes, {args.repeats} runs each after one warm-up, timed with `time.perf_counter` "
         "around the subprocess (the run: to the wall-clock stamp of its first fit). "
-        "`validate` checks benchmarks/demo.yaml.\n\n" + "\n".join(lines)
+        "`validate` checks zsbench/specs/demo.yaml.\n\n" + "\n".join(lines)
     )
     command = f"python benchmarks/perf_startup.py --repeats {args.repeats}"
     if baseline:

@@ -4,8 +4,9 @@
 # rows with their full provenance to docs/leaderboard/results/<data set>.jsonl, then write the
 # pages from those committed rows (refusing any row whose code or data identity is not the
 # current one): every data set's and method's page, the aggregate ranking, the method x backbone
-# pages, and docs/leaderboard/_top-rows.md, the home page's current results. Published specs: benchmarks/flo-efficientnet.yaml (FLO) and
-# benchmarks/cub-subset.yaml (CUB classes 001-010, real captions).
+# pages, and docs/leaderboard/_top-rows.md, the home page's current results. Published specs:
+# zsbench/specs/flo-efficientnet.yaml (FLO) and zsbench/specs/cub-subset.yaml (CUB classes
+# 001-010, real captions).
 #
 #   scripts/regenerate-leaderboard.sh [DATA_ROOT]     (default: ../shared/data)
 #
@@ -15,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export ZSBENCH_DATA="$(cd "${1:-../shared/data}" && pwd)"
 ZSBENCH="${ZSBENCH:-.venv/bin/zsbench}"
-SPECS=(benchmarks/flo-efficientnet.yaml benchmarks/cub-subset.yaml)
+SPECS=(zsbench/specs/flo-efficientnet.yaml zsbench/specs/cub-subset.yaml)
 OUT=docs/leaderboard
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

@@ -284,7 +284,7 @@ def test_features_command_errors(tmp_path):
 
 
 def _benchmark(root: str | None, dataset: dict | None = None, backbones_: list | None = None) -> dict:
-    raw = yaml.safe_load((ROOT / "benchmarks" / "flo-backbones.yaml").read_text())
+    raw = yaml.safe_load((ROOT / "zsbench" / "specs" / "flo-backbones.yaml").read_text())
     raw["seeds"], raw["device"] = 1, "cpu"
     entry = raw["datasets"][0]
     if dataset is not None:
@@ -332,7 +332,7 @@ def test_the_backbones_benchmark_runs_on_synthetic_images(tmp_path, cache):
 @pytest.mark.slow
 def test_the_backbones_benchmark_runs_on_the_real_sample_images(flo_sample, tmp_path, cache):
     raw = _benchmark(str(flo_sample), backbones_=[{"name": "efficientnet-lite0"}])
-    assert yaml.safe_load((ROOT / "benchmarks" / "flo-backbones.yaml").read_text())["datasets"][0][
+    assert yaml.safe_load((ROOT / "zsbench" / "specs" / "flo-backbones.yaml").read_text())["datasets"][0][
         "backbone"] == [{"name": f"efficientnet-lite{v}"} for v in (0, 1, 2)]
     rows = _run_benchmark(raw, tmp_path)
     assert all(r["features"].startswith("efficientnet-lite0 (ImageNet") for r in rows)

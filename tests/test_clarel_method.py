@@ -9,9 +9,9 @@ import attrs
 import numpy as np
 import pytest
 import torch
+from host_reads import HostReads
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from host_reads import HostReads
 from safetensors import safe_open
 from zsbench_clarel.encoders import build_feature_projection
 from zsbench_clarel.method import ClarelScorer, build_clarel

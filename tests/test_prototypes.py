@@ -176,7 +176,7 @@ def test_the_cub_subset_spec_is_valid_and_complete():
 
     from zsbench.spec import load_spec
 
-    spec = load_spec(Path(__file__).resolve().parents[1] / "benchmarks" / "cub-subset.yaml", zsbench.get_registry())
+    spec = load_spec(Path(__file__).resolve().parents[1] / "zsbench" / "specs" / "cub-subset.yaml", zsbench.get_registry())
     assert len(spec.seeds) >= 5 and len(spec.datasets) == 1
     assert spec.datasets[0].options["prototype_captions"] == "unscored"
     sides = {m.label: m.side_information for m in spec.methods}

@@ -19,7 +19,7 @@ from zsbench.store import ResultStore
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = REPO / "docs" / "leaderboard" / "results"
-SPEC = REPO / "benchmarks" / "flo-efficientnet.yaml"
+SPEC = REPO / "zsbench" / "specs" / "flo-efficientnet.yaml"
 SLICE = ("eszsl", "ale")
 NUMBERS = ("u", "s", "H", "zsl", "val_u", "val_s", "val_H", "calibration_param")
 REGENERATE = "scripts/regenerate-leaderboard.sh"

@@ -49,7 +49,7 @@ def test_an_unknown_option_names_the_known_ones_and_injected_arguments_pass():
         register("open", lambda **options: options)
 
     reg = Registry([("p", plugin(register_losses=register_losses, register_datasets=register_datasets), None, None)])
-    with pytest.raises(PluginError, match=r"loss 'hinge' has no option\(s\) alpah, beta; its options are: alpha, kind"):
+    with pytest.raises(PluginError, match=r"loss 'hinge' has no option\(s\) alpah, beta \(did you mean 'alpha'\?\); its options are: alpha, kind"):
         reg.build("loss", "hinge", alpah=2.0, beta=1)
     assert reg.build("dataset", "folder", root="/data", size=3) == ("/data", 3)
     assert reg.build("loss", "open", anything=1) == {"anything": 1}
@@ -57,7 +57,7 @@ def test_an_unknown_option_names_the_known_ones_and_injected_arguments_pass():
 
 def test_unknown_name_lists_known_ones():
     reg = Registry([("p", plugin(register_losses=lambda register: register("hinge", make("h"))), None, None)])
-    with pytest.raises(PluginError, match=r"unknown loss 'hnge'; known losses: hinge"):
+    with pytest.raises(PluginError, match=r"unknown loss 'hnge' \(did you mean 'hinge'\?\); known losses: hinge"):
         reg.get("loss", "hnge")
 
 
@@ -169,7 +169,7 @@ def test_a_declared_component_is_imported_only_on_build(tmp_path, monkeypatch):
     ({"size": 0}, "method 'widget': option 'size' must be an integer >= 1, got 0"),
     ({"size": True}, "method 'widget': option 'size' must be an integer >= 1, got True"),
     ({"tilt": -1.0}, "method 'widget': option 'tilt' must be >= 0, got -1.0"),
-    ({"sise": 2}, r"method 'widget' has no option\(s\) sise; its options are: size, tilt"),
+    ({"sise": 2}, r"method 'widget' has no option\(s\) sise \(did you mean 'size'\?\); its options are: size, tilt"),
 ])
 def test_declared_options_are_range_checked_on_build(tmp_path, monkeypatch, options, message):
     reg = Registry([("decl", _declared_plugin(tmp_path, monkeypatch), None, None)])

@@ -41,12 +41,12 @@ def test_sweep_expands_rows(toy_registry):
         ({"seeds": [1, 1]}, "seeds", "distinct"),
         ({"datasets": []}, "datasets", "non-empty list"),
         ({"datasets": [{"name": "nope"}]}, "datasets[0].name", "unknown dataset 'nope'; known datasets:"),
-        ({"datasets": [{"name": "toy", "noize": 1}]}, "datasets[0].noize", "unknown option for dataset 'toy'; known options: noise, seed"),
+        ({"datasets": [{"name": "toy", "noize": 1}]}, "datasets[0].noize", "unknown option for dataset 'toy' (did you mean 'noise'?); known options: noise, seed"),
         ({"datasets": [{"name": "toy", "noise": "loud"}]}, "datasets[0].noise", "expected a number, got 'loud'"),
         ({"methods": [{"name": "x", "method": "nope"}]}, "methods[0].method", "unknown method 'nope'"),
         ({"methods": [{"name": "x", "method": "least-squares", "ridge": "big"}]}, "methods[0].ridge", "expected a number"),
         ({"methods": [{"name": "x", "method": "least-squares", "grid": {"ridge": []}}]}, "methods[0].grid.ridge", "non-empty list"),
-        ({"methods": [{"name": "x", "method": "least-squares", "grid": {"ridge": ["a"]}}]}, "methods[0].ridge", "expected a number"),
+        ({"methods": [{"name": "x", "method": "least-squares", "grid": {"ridge": ["a"]}}]}, "methods[0].grid.ridge[0]", "expected a number"),
         ({"methods": [{"name": "x", "method": "least-squares", "calibrators": ["magic"]}]}, "methods[0].calibrators[0].name", "unknown calibrator 'magic'"),
         ({"methods": [{"name": "x", "method": "least-squares", "calibrators": [{"name": "metric-rescaling", "alpha": 1}]}]}, "methods[0].calibrators[0].alpha", "known options: alpha_max, alpha_min, steps"),
         ({"methods": [{"name": "x", "method": "least-squares"}, {"name": "x", "method": "least-squares"}]}, "methods", "x appear(s) twice"),
@@ -80,7 +80,7 @@ def test_shipped_benchmark_specs_are_valid(name):
 
     from zsbench.registry import get_registry
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.yaml"
+    path = Path(__file__).resolve().parents[1] / "zsbench" / "specs" / f"{name}.yaml"
     spec = load_spec(path, get_registry(strict=True))
     assert spec.name == name and spec.methods
 
@@ -101,7 +101,7 @@ def _method(**entry):
         (_method(method="ale", epochs=-1), "methods[0].epochs", "expected an integer >= 1, got -1"),
         (_method(method="ale", epochs=2.5), "methods[0].epochs", "expected an integer, got 2.5"),
         (_method(method="eszsl", gamma=-3.0), "methods[0].gamma", "expected a number > 0, got -3.0"),
-        (_method(method="eszsl", grid={"gamma": [1.0, -1.0]}), "methods[0].gamma", "expected a number > 0, got -1.0"),
+        (_method(method="eszsl", grid={"gamma": [1.0, -1.0]}), "methods[0].grid.gamma[1]", "expected a number > 0, got -1.0"),
         (_method(method="eszsl", feature_norm="zscore"), "methods[0].feature_norm",
          "expected one of 'none', 'l2', 'standard', 'minmax', got 'zscore'"),
         (_method(method="clarel", steps=-5), "methods[0].steps", "expected an integer >= 0, got -5"),
@@ -110,10 +110,10 @@ def _method(**entry):
         (_method(method="clarel", loss={"name": "clarel", "kappa": 1.5}), "methods[0].loss.kappa",
          "expected in [0, 1], got 1.5"),
         (_method(method="clarel", text_encoder={"name": "auto-text", "word_vector": "w.bin"}),
-         "methods[0].text_encoder.word_vector", "unknown option for encoder 'auto-text'; known options: blocks, dropout"),
+         "methods[0].text_encoder.word_vector", "unknown option for encoder 'auto-text' (did you mean 'word_vectors'?); known options: blocks, dropout"),
         (_method(method="clarel", text_encoder={"name": "auto-text", "dropout": 1.0}),
          "methods[0].text_encoder.dropout", "expected null or in [0, 1), got 1.0"),
-        (_method(method="clarel", text_encoder="auto"), "methods[0].text_encoder", "unknown encoder 'auto'; known encoders: auto-text"),
+        (_method(method="clarel", text_encoder="auto"), "methods[0].text_encoder", "unknown encoder 'auto' (did you mean 'auto-text'?); known encoders: auto-text"),
         (_method(method="eszsl", calibrators=[{"name": "calibrated-stacking", "steps": -2}]),
          "methods[0].calibrators[0].steps", "expected an integer >= 1, got -2"),
         (_method(method="eszsl", calibrators=[{"name": "metric-rescaling", "alpha_min": 0.5, "alpha_max": 0.1}]),

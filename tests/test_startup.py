@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "scipy", "matplotlib", "datasets", "transformers", "timm", "ray", "torchvision")
+HEAVY = ("torch", "scipy", "matplotlib", "datasets", "transformers", "timm", "ray", "torchvision", "pandas",
+         "pyarrow")
 
 PROBE = """
 import json, sys
@@ -47,8 +48,8 @@ def probe(args: list[str] | None, extra_path: Path | None = None) -> tuple[list[
     return json.loads(line.removeprefix("LOADED=")), done
 
 
-@pytest.mark.parametrize("args", [None, ["--help"], ["validate", "benchmarks/demo.yaml"], ["plugins"],
-                                  ["plugins", "--json"], ["data", "--help"]])
+@pytest.mark.parametrize("args", [None, ["--help"], ["validate", "zsbench/specs/demo.yaml"], ["validate", "demo"],
+                                  ["specs"], ["plugins"], ["plugins", "--json"], ["data", "--help"]])
 def test_light_commands_load_no_heavy_stack(args):
     loaded, done = probe(args)
     assert "exit=0" in done.stderr or args is None, done.stderr
@@ -125,11 +126,11 @@ def test_a_misbehaving_plugin_warns_with_its_name_and_the_rest_works(toy_plugins
     listed = {c["name"]: c for c in json.loads(done.stdout)["components"] if c["kind"] == "method"}
     assert listed["eszsl"]["plugin"] == "baselines"  # the built-in wins
     assert listed["toy-fine"]["plugin"] == "toy_clash"  # only the clashing entry is disabled
-    _, done = probe(["validate", "benchmarks/demo.yaml"], toy_plugins)
+    _, done = probe(["validate", "zsbench/specs/demo.yaml"], toy_plugins)
     assert "exit=0" in done.stderr and "ok" in done.stdout
 
 
-@pytest.mark.parametrize("args", [["--strict", "plugins"], ["--strict", "validate", "benchmarks/demo.yaml"]])
+@pytest.mark.parametrize("args", [["--strict", "plugins"], ["--strict", "validate", "zsbench/specs/demo.yaml"]])
 def test_strict_makes_a_misbehaving_plugin_an_error_exit_2(toy_plugins, args):
     _, done = probe(args, toy_plugins)
     assert "exit=2" in done.stderr, done.stderr

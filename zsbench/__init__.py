@@ -7,6 +7,8 @@ their names, so the CLI, the spec validator and plugin registration never import
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 import pluggy
@@ -53,23 +55,49 @@ _INTERFACES = (
 )
 
 
+# The Python API (``zsbench.api``), imported on first use.
+_API = ("Results", "evaluate", "list_plugins", "load_results", "register", "registered", "run", "unregister")
+
+
 def __getattr__(name: str) -> Any:
-    """The interface types, imported from ``zsbench.interfaces`` (torch) on first use."""
-    if name in _INTERFACES:
-        value = getattr(importlib.import_module("zsbench.interfaces"), name)
+    """The interface types (torch) and the Python API, imported on first use."""
+    if name in _INTERFACES or name in _API:
+        module = "zsbench.interfaces" if name in _INTERFACES else "zsbench.api"
+        value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'zsbench' has no attribute {name!r}")
 
 
-__all__ = [
+class _Package(types.ModuleType):
+    """``zsbench.audit`` is the function ``zsbench.api.audit``, though the ``zsbench audit``
+    command's module has that name: importing the module (it stays in ``sys.modules``) must not
+    replace the function."""
+
+    @property
+    def audit(self):
+        from zsbench.api import audit
+
+        return audit
+
+    @audit.setter
+    def audit(self, module: Any) -> None:  # the import system naming the submodule: ignored
+        pass
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+__all__ = [  # noqa: F822 - the API and interface names load on first use
     *_INTERFACES,
+    *_API,
     "DataError",
     "OptionError",
     "PluginError",
     "SpecError",
     "UserError",
     "__version__",
+    "audit",
     "between",
     "component",
     "each",

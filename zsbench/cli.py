@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -15,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from zsbench.errors import SpecError, UserError
+from zsbench.errors import UserError
 from zsbench.registry import KINDS, PluginWarning, get_registry
 
 DEFAULT_RESULTS = "results.sqlite"
@@ -80,8 +79,9 @@ def cli(ctx: click.Context, strict: bool) -> None:
 
     \b
     Typical use:
-      zsbench validate benchmarks/demo.yaml   check a spec without running it
-      zsbench run benchmarks/demo.yaml        run every dataset x method x seed, resumable
+      zsbench specs                           the benchmark specs shipped with zsbench
+      zsbench validate demo                   check a spec (a shipped one, or a file) without running it
+      zsbench run demo                        run every dataset x method x seed, resumable
       zsbench results                         print the stored rows
       zsbench leaderboard --out docs/leaderboard   write Markdown pages and plots
       zsbench plugins                         list encoders, losses, calibrators, datasets, methods
@@ -95,13 +95,14 @@ def cli(ctx: click.Context, strict: bool) -> None:
 @click.pass_context
 def validate(ctx: click.Context, spec: str) -> None:
     """Check SPEC (names, options, types, grids) without running anything."""
-    from zsbench.spec import load_spec  # not the runner: validating needs no torch
+    from zsbench.api import check_data_files, load_spec  # not the runner: validating needs no torch
 
     parsed = load_spec(spec, _registry(ctx))
+    check_data_files(parsed)
     runs = len(parsed.datasets) * len(parsed.methods) * len(parsed.seeds)
     points = sum(m.grid_size() for m in parsed.methods)
     console.print(
-        f"[green]ok[/]: {escape(spec)}: {len(parsed.datasets)} dataset(s) x {len(parsed.methods)} method(s) "
+        f"[green]ok[/]: {escape(parsed.file)}: {len(parsed.datasets)} dataset(s) x {len(parsed.methods)} method(s) "
         f"x {len(parsed.seeds)} seed(s) = {runs} run(s), {points} grid point(s)"
     )
 
@@ -125,74 +126,44 @@ def validate(ctx: click.Context, spec: str) -> None:
 def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: str | None, backend: str,
         address: str | None, cpus_per_task: float | None, gpus_per_task: float | None, threads: int,
         dashboard: bool, quiet: bool) -> None:
-    """Run every (dataset x method x seed) of SPEC; finished runs are skipped unless --force."""
+    """Run every (dataset x method x seed) of SPEC (a file, or a shipped spec's name: `zsbench
+    specs`); finished runs are skipped unless --force."""
     from tqdm.auto import tqdm
 
-    from zsbench.outputs import writable_cache
-    from zsbench.runner import Failure, LocalBackend, plan, resolve_device, run_spec
-    from zsbench.spec import load_spec
+    from zsbench import api
+
+    def report(task, outcome):
+        for line in api.describe_outcome(task, outcome):
+            tqdm.write(line)
+
+    def recovered(message: str) -> None:
+        err_console.print(f"[red]error[/]: {escape(message)}", highlight=False, soft_wrap=True)
+
+    results = api.run(spec, results_path, force=force, device=device, backend=backend,
+                      threads=_capped_threads(threads), quiet=quiet, on_done=report, on_recovery=recovered,
+                      plugins=_registry(ctx), address=address,
+                      cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task, dashboard=dashboard)
+    outcome = results.outcome
+    console.print(
+        f"{len(outcome.done)} run(s) done, {len(outcome.skipped)} already in {results_path} (skipped), "
+        f"{len(outcome.failures)} failed"
+        + (f", {len(outcome.busy)} being computed by another zsbench process (left to it)" if outcome.busy else ""),
+        highlight=False, markup=False,
+    )
     from zsbench.store import ResultStore
 
-    registry = _registry(ctx)
-    parsed = load_spec(spec, registry)
-    writable_cache()
-    threads = _capped_threads(threads)
-    device_name, device_key = (device, None) if device else (parsed.device, "device")
-    if backend == "ray":  # the device is resolved on the workers, which may have GPUs the driver lacks
-        from zsbench.backends.ray import RayBackend
-
-        with _device_context(parsed.file, device_key):
-            chosen = RayBackend(registry, address=address, device=device_name,
-                                num_cpus_per_task=1 if cpus_per_task is None else cpus_per_task,
-                                num_gpus_per_task=gpus_per_task, dashboard=dashboard,
-                                device_origin=f"{parsed.file}: device" if device_key else "--device")
-    elif address or cpus_per_task is not None or gpus_per_task is not None or dashboard:
-        raise UserError("--address, --cpus-per-task, --gpus-per-task and --dashboard are for the Ray "
-                        "backend; add --backend ray")
-    else:
-        with _device_context(parsed.file, device_key):
-            resolved = resolve_device(device_name)
-        chosen = LocalBackend(registry, resolved, show_progress=not quiet, threads=threads or None)
-    with ResultStore(results_path) as store, _recovery_reported(store):
-        total = len(plan(parsed))
-        bar = tqdm(total=total, desc=parsed.name, unit="run", disable=quiet, dynamic_ncols=True)
-
-        def report(task, outcome):
-            bar.update(1)
-            if isinstance(outcome, Failure):
-                bar.write(f"FAILED {task.describe()}: {outcome.message}")
-            else:
-                best = max(outcome, key=lambda r: r.val_H)
-                bar.write(
-                    f"{task.describe()}: " + ", ".join(f"{r.calibrator}: H={100 * r.H:.1f}" for r in outcome)
-                    + f" ({best.wall_time:.1f}s)"
-                )
-
-        outcome = run_spec(parsed, store, chosen, force=force, on_done=report)
-        done, skipped, failures = outcome
-        bar.update(len(skipped) + len(outcome.busy))
-        bar.close()
-        console.print(
-            f"{len(done)} run(s) done, {len(skipped)} already in {results_path} (skipped), {len(failures)} failed"
-            + (f", {len(outcome.busy)} being computed by another zsbench process (left to it)" if outcome.busy else "")
-        )
-        _print_summary(store.rows(spec_name=parsed.name), title=f"{parsed.name}: test accuracy (%), mean ± 95% CI over seeds")
-    if failures:
-        for f in failures:
+    with ResultStore(results_path, readonly=True) as store:
+        stored = store.rows(spec_name=results.spec_name)
+    _print_summary(stored, title=f"{escape(results.spec_name)}: test accuracy (%), mean ± 95% CI over seeds")
+    if stored:
+        console.print(f"next: `zsbench results --results {results_path}` prints these rows again (--format csv "
+                      f"for a table); `zsbench leaderboard --results {results_path} --out site` writes pages "
+                      "and plots", highlight=False, markup=False)
+    if outcome.failures:
+        for f in outcome.failures:
             err_console.print(f"[red]failed[/]: {escape(f.task.describe())}: {escape(f.message)}", highlight=False)
-    if failures or outcome.recovery_file:
-        sys.exit(2 if all(f.user_error for f in failures) else 1)
-
-
-@contextlib.contextmanager
-def _recovery_reported(store):
-    """However the block ends (an error, an interrupt, a normal exit), say where the runs the
-    database refused were saved and the command that imports them."""
-    try:
-        yield
-    finally:
-        if message := store.recovery_message():
-            err_console.print(f"[red]error[/]: {escape(message)}", highlight=False, soft_wrap=True)
+    if outcome.failures or outcome.recovery_file:
+        sys.exit(2 if all(f.user_error for f in outcome.failures) else 1)
 
 
 def _capped_threads(threads: int) -> int:
@@ -200,23 +171,13 @@ def _capped_threads(threads: int) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if threads > cores:
         err_console.print(f"warning: --threads {threads} is more than the {cores} CPU core(s) available "
-                          f"here; using {cores}", highlight=False)
+                          f"here; using {cores}", highlight=False, markup=False)
         return cores
     return threads
 
 
-@contextlib.contextmanager
-def _device_context(spec_file: str, key: str | None):
-    """Device errors name where the device came from: the spec's key, or --device."""
-    try:
-        yield
-    except UserError as exc:
-        if key is None:
-            raise UserError(f"--device: {exc}") from None
-        raise SpecError(spec_file, key, str(exc)) from None
-
-
 def _print_summary(rows: list[dict], title: str) -> None:
+    from zsbench.results import in_spec_order
     from zsbench.summary import METRICS, summarize  # numpy, scipy: only once there are rows
 
     if not rows:
@@ -225,7 +186,7 @@ def _print_summary(rows: list[dict], title: str) -> None:
     table = Table(title=title)
     for col in ("dataset", "method", "seeds", *METRICS):
         table.add_column(col, justify="right" if col in METRICS else "left")
-    for s in summarize(rows):
+    for s in summarize(in_spec_order(rows)):
         # Labels such as flo[backbone=x] are text, not rich markup.
         table.add_row(escape(s.dataset), escape(s.label), str(len(s.seeds)), *(str(s.estimates[m]) for m in METRICS))
     console.print(table)
@@ -239,11 +200,16 @@ def _print_summary(rows: list[dict], title: str) -> None:
 @click.option("--stale", is_flag=True, help="Only rows whose code or data differ from the current ones, with why.")
 @click.option("--prune-stale", is_flag=True,
               help="Delete the rows a rerun superseded and the rows whose code or data differ from the current ones.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "parquet", "json"]), default="table",
+              show_default=True, help="csv: one line per run and calibrator with choices and provenance; "
+              "parquet (needs pyarrow) the same, to --out; json: every stored row.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write --format csv, parquet or json here.")
 @click.pass_context
 def results(ctx: click.Context, results_path: str, as_json: bool, spec_name: str | None, failed: bool,
-            stale: bool, prune_stale: bool) -> None:
-    """Print stored results (a summary table, or every row with --json); `results import FILE`
-    writes runs saved to a recovery file. A rerun of a task supersedes its older rows."""
+            stale: bool, prune_stale: bool, fmt: str, out: str | None) -> None:
+    """Print stored results (a summary table, every row with --json, or --format csv|parquet|json);
+    `results import FILE` writes runs saved to a recovery file. A rerun of a task supersedes its
+    older rows."""
     from zsbench.store import ResultStore
 
     ctx.obj["results_path"] = results_path
@@ -263,12 +229,26 @@ def results(ctx: click.Context, results_path: str, as_json: bool, spec_name: str
         if not as_json:
             _print_stale(rows, results_path)
             return
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+    fmt = "json" if as_json else fmt
+    if fmt in ("csv", "parquet") and failed:
+        raise UserError(f"--format {fmt} writes result rows; use --json for --failed")
+    if fmt == "parquet" and out is None:
+        raise UserError("--format parquet writes a binary file: add --out FILE")
+    if fmt != "table":
+        from zsbench.results import Results
+
+        data = Results(tuple(rows))
+        if out is not None:
+            data.write(out, fmt)
+            console.print(f"wrote {len(rows)} row(s) to {out}", markup=False, highlight=False)
+        else:
+            click.echo(data.text(fmt), nl=fmt == "json")
+    elif out is not None:
+        raise UserError("--out needs --format csv, parquet or json")
     elif failed:
         _print_failures(rows, results_path)
     else:
-        _print_summary(rows, title=f"{results_path}: test accuracy (%), mean ± 95% CI over seeds")
+        _print_summary(rows, title=f"{escape(results_path)}: test accuracy (%), mean ± 95% CI over seeds")
 
 
 def _prune_stale(ctx: click.Context, results_path: str, spec_name: str | None) -> None:
@@ -285,14 +265,14 @@ def _prune_stale(ctx: click.Context, results_path: str, spec_name: str | None) -
 
 def _print_failures(rows: list[dict], results_path: str) -> None:
     if not rows:
-        console.print(f"no failed runs in {results_path}")
+        console.print(f"no failed runs in {results_path}", markup=False)
         return
-    table = Table(title=f"{results_path}: failed runs (no result stored since)")
+    table = Table(title=f"{escape(results_path)}: failed runs (no result stored since)")
     for col in ("spec", "dataset", "method", "seed", "when", "error"):
         table.add_column(col)
     for f in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(f["created_at"]))
-        table.add_row(f["spec_name"], f["dataset"], f["method"], str(f["seed"]), when, f["error"])
+        table.add_row(*map(escape, (f["spec_name"], f["dataset"], f["method"], str(f["seed"]), when, f["error"])))
     console.print(table)
 
 
@@ -314,18 +294,18 @@ def import_results(ctx: click.Context, recovery_file: str, own_results: str | No
     except OSError as exc:
         done = f"{recovery_file} (it could not be renamed to {done.name}: {exc.strerror or exc}; importing it again skips its runs)"
     console.print(f"imported {imported} run(s) into {results_path} ({stored} already there); "
-                  f"the recovery file is now {done}")
+                  f"the recovery file is now {done}", markup=False)
 
 
 def _print_stale(rows: list[dict], results_path: str) -> None:
     if not rows:
-        console.print(f"{results_path}: every row came from the current code and data")
+        console.print(f"{results_path}: every row came from the current code and data", markup=False)
         return
-    table = Table(title=f"{results_path}: {len(rows)} row(s) from other code or data than the current")
+    table = Table(title=f"{escape(results_path)}: {len(rows)} row(s) from other code or data than the current")
     for col in ("dataset", "method", "calibrator", "seed", "why"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["dataset"], r["method"], r["calibrator"], str(r["seed"]), "; ".join(r["stale"]))
+        table.add_row(*map(escape, (r["dataset"], r["method"], r["calibrator"], str(r["seed"]), "; ".join(r["stale"]))))
     console.print(table)
 
 
@@ -362,7 +342,28 @@ def plugins(ctx: click.Context, kind: str | None, pattern: str, as_json: bool) -
     for col in ("kind", "name", "plugin", "distribution", "description"):
         table.add_column(col)
     for e in entries:
-        table.add_row(e.kind, e.name, e.plugin, f"{e.distribution or '-'} {e.version or ''}".strip(), e.description)
+        table.add_row(*map(escape, (e.kind, e.name, e.plugin, f"{e.distribution or '-'} {e.version or ''}".strip(),
+                                    e.description)))
+    console.print(table)
+
+
+@cli.command()
+def specs() -> None:
+    """List the benchmark specs shipped with zsbench (`zsbench run NAME` runs one)."""
+    import yaml
+
+    from zsbench.specs import names, packaged
+
+    table = Table(title="specs shipped with zsbench (zsbench run NAME, zsbench validate NAME)")
+    for col in ("name", "description", "file"):
+        table.add_column(col)
+    for name in names():
+        path = packaged(name)
+        try:
+            description = (yaml.safe_load(path.read_text()) or {}).get("description", "")
+        except yaml.YAMLError:
+            description = ""
+        table.add_row(escape(name), escape(str(description)), escape(str(path)))
     console.print(table)
 
 
@@ -394,5 +395,5 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except UserError as exc:
-        err_console.print(f"[red]error[/]: {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error[/]: {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

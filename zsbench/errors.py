@@ -13,7 +13,7 @@ class SpecError(UserError):
     """A benchmark spec that cannot be run; the message names file, key path and expectation."""
 
     def __init__(self, file: str, key: str, message: str):
-        self.file, self.key = file, key
+        self.file, self.key, self.reason = file, key, message
         super().__init__(f"{file}: {key}: {message}" if key else f"{file}: {message}")
 
 

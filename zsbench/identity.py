@@ -120,6 +120,35 @@ def _files_hash(stats: tuple[tuple[str, int, int], ...]) -> str:
     return _digest(parts)
 
 
+def source_identity(obj: Any) -> str:
+    """Hash of an in-process component's own source: the functions and plain attributes of its
+    class and of the bases defined beside it (or of a function), plus an instance's attributes,
+    so that editing a notebook cell gives a new identity. Helpers it calls are not followed."""
+    import attrs as _attrs
+
+    obj = getattr(obj, "in_process_object", obj)  # an object registered as it is, behind its factory
+    target = obj if inspect.isclass(obj) or inspect.isroutine(obj) else type(obj)
+    owners = [c for c in inspect.getmro(target) if c.__module__ == target.__module__] if inspect.isclass(target) else []
+    parts = [f"{target.__module__}.{target.__qualname__}".encode()]
+    members = [(c.__qualname__, n, v) for c in owners for n, v in sorted(vars(c).items())] or [("", "", target)]
+    for owner, name, value in members:
+        function = inspect.unwrap(getattr(value, "__func__", value))
+        if inspect.isfunction(function):
+            try:
+                text = inspect.getsource(function)
+            except (OSError, TypeError):  # generated code (attrs' __init__): its bytecode
+                text = function.__code__.co_code.hex() + repr(function.__code__.co_consts)
+            parts.append(f"{owner}.{name}:{text}".encode())
+        elif not name.startswith("__") and isinstance(value, (str, int, float, bool, tuple, list, dict, type(None))):
+            parts.append(f"{owner}.{name}={value!r}".encode())
+    for cls in owners:
+        if _attrs.has(cls):
+            parts += [f"{a.name}:{a.type}={a.default!r}".encode() for a in _attrs.fields(cls)]
+    if target is not obj and hasattr(obj, "__dict__"):
+        parts.append(json.dumps(vars(obj), sort_keys=True, default=repr).encode())
+    return _digest(parts)
+
+
 def _named_components(options: Any, key: str = "") -> Iterator[tuple[str, str]]:
     """(kind, name) of every component named in (nested) options: ``{name: ..., ...}`` under an
     option called ``loss``, ``*_loss``, ``encoder`` or ``*_encoder``; grid values included."""
@@ -156,7 +185,10 @@ def code_identity(registry: Registry, method: Mapping[str, Any], dataset: Mappin
         except Exception:  # noqa: BLE001 - unknown now: recorded, and differs from any known one
             components[f"{kind}:{name}"] = None
             continue
-        top, source = _package_source_hash(entry.factory.__module__)
+        if entry.in_process:  # no package to hash: a notebook cell has no file
+            top, source = f"<in-process {kind} {name}>", source_identity(entry.factory)
+        else:
+            top, source = _package_source_hash(entry.factory.__module__)
         components[f"{kind}:{name}"] = top
         packages[top] = {"distribution": entry.distribution, "version": entry.version, "source": source}
     return {"zsbench": zsbench.__version__, "core": core_source_hash(), "components": components, "packages": packages}

@@ -145,6 +145,9 @@ class RunContext:
     # Validation metrics of a partly trained scorer, for progress display (e.g. {"val_H": 0.41});
     # set by the runner in the validation stage only, so no test number is ever shown mid-fit.
     evaluate: Callable[[Scorer], dict[str, float]] | None = None
+    # The registry the run was planned with: a method that builds components by name (CLAREL's
+    # encoders and losses) takes them from here, so in-process components are found too.
+    registry: Any = None
 
     def bar(self, total: int, desc: str, **kwargs: Any):
         """A tqdm progress bar for long loops (training steps, epochs, batches)."""

@@ -75,6 +75,7 @@ def _within_limit(call: Callable[[], Any]) -> Any:
     if not ok:
         raise value
     return value
+IN_PROCESS_PLUGIN = "in-process"  # components registered from Python (``zsbench.register``)
 
 
 class PluginWarning(UserWarning):
@@ -131,6 +132,11 @@ class PluginEntry:
         return self.component.module if self.component else getattr(self.target, "__module__", "?")
 
     @property
+    def in_process(self) -> bool:
+        """Registered from Python for this session: its identity is its source, not a package's."""
+        return self.plugin == IN_PROCESS_PLUGIN
+
+    @property
     def builtin(self) -> bool:
         return self.distribution == BUILTIN_DISTRIBUTION
 
@@ -145,6 +151,11 @@ class PluginEntry:
         source = self.component.options if self.component else self.target
         return dict(getattr(source, "default_grid", {}))
 
+    def declared(self, attribute: str) -> Any:
+        """A class-level fact the options class (or factory) states, e.g. ``score_kind``; None
+        when it states none. Read without importing the implementation."""
+        return getattr(self.component.options if self.component else self.target, attribute, None)
+
     def schema(self) -> list[Option]:
         """The spec options, with type, default, constraint and doc."""
         if self.component:
@@ -157,8 +168,11 @@ class PluginEntry:
 
     def type_hints(self) -> dict[str, Any]:
         """Resolved annotations of the options (empty when they cannot be resolved)."""
+        source = self.component.options if self.component else self.target
+        if inspect.isclass(source) and not attrs.has(source):  # a plain class: its constructor's
+            source = source.__init__
         try:
-            return typing.get_type_hints(self.component.options if self.component else self.target)
+            return typing.get_type_hints(source)
         except Exception:  # noqa: BLE001 - unresolvable annotations: names are still checked
             return {}
 
@@ -192,7 +206,8 @@ class PluginEntry:
     def _check_names(self, options: dict[str, Any]) -> None:
         if unknown := [n for n in self.unknown_options(options) if n not in INJECTED]:
             raise PluginError(
-                f"{self.kind} {self.name!r} has no option(s) {', '.join(unknown)}; "
+                f"{self.kind} {self.name!r} has no option(s) {', '.join(unknown)}"
+                f"{did_you_mean(unknown[0], self.options())}; "
                 f"its options are: {', '.join(self.options()) or 'none'}"
             )
 
@@ -200,6 +215,14 @@ class PluginEntry:
         """The factory's product; an option it does not take is a user error naming the others."""
         self.check(**options)
         return self.factory(*args, **options)
+
+
+def did_you_mean(name: Any, known: Iterable[str]) -> str:
+    """" (did you mean 'x'?)" for the closest of ``known`` to a misspelled ``name``, else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def strict_from_env() -> bool:
@@ -302,7 +325,8 @@ class Registry:
             return self._entries[kind][name]
         except KeyError:
             known = ", ".join(sorted(self._entries[kind])) or "none"
-            raise PluginError(f"unknown {kind} {name!r}; known {PLURALS[kind]}: {known}") from None
+            raise PluginError(f"unknown {kind} {name!r}{did_you_mean(name, self._entries[kind])}; "
+                              f"known {PLURALS[kind]}: {known}") from None
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._entries[kind])

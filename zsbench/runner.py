@@ -192,7 +192,7 @@ def fit_and_score(task, registry, bundle, stage, point, device, cache_dir, show_
 
     context = zsbench.RunContext(
         seed=task.seed, device=device, cache_dir=cache_dir, stage=stage.name, show_progress=show_progress,
-        evaluate=evaluate if stage.name == "validation" else None,
+        evaluate=evaluate if stage.name == "validation" else None, registry=registry,
     )
     scorer = method.fit(protocol.fit_data(bundle, stage, task.method.side_information), context)
     with torch.no_grad():
@@ -239,6 +239,10 @@ def select_on_validation(task, registry, bundle, device, cache_dir, show_progres
     chosen: dict[str, tuple[float, int, Any]] = {}
     sweeps = []
     points = task.method.grid_points()
+    from tqdm.auto import tqdm  # points done of the grid: a long search shows it is moving
+
+    bar = tqdm(total=len(points), desc=f"{task.describe()}: grid", unit="point", leave=False,
+               disable=not show_progress or len(points) < 2, dynamic_ncols=True)
     for i, point in enumerate(points):
         scorer, scores, labels, seen_mask = fit_and_score(task, registry, bundle, val_stage, point, device, cache_dir, show_progress, calibrators)
         if on_fit:
@@ -248,6 +252,8 @@ def select_on_validation(task, registry, bundle, device, cache_dir, show_progres
             result = sweeps[i][name] = sweep(scores, labels, seen_mask, calibrator)
             if name not in chosen or result.best()[3] > chosen[name][0]:
                 chosen[name] = (result.best()[3], i, result)
+        bar.update(1)
+    bar.close()
     return Selection(points, chosen, sweeps)
 
 
@@ -306,7 +312,8 @@ def execute(
                     side_information=protocol.side_information(bundle, task.method.side_information),
                     features=bundle.feature_name or "raw images",
                     wall_time=0.0,
-                    provenance=_provenance(task, registry, device),
+                    provenance={**_provenance(task, registry, device),
+                                "grid_edges": task.method.grid_edges(points[i])},
                     curves=curves,
                     ausuc=area,
                     oracle_H=oracle_h(scores, labels, seen_mask, calibrator),

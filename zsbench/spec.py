@@ -24,7 +24,7 @@ import attrs
 import yaml
 
 from zsbench.errors import PluginError, SpecError, UserError
-from zsbench.registry import PluginEntry, Registry
+from zsbench.registry import PluginEntry, Registry, did_you_mean
 from zsbench.side_information import SIDE_INFORMATION
 
 METHOD_KEYS = {"name", "method", "grid", "calibrators", "sweep", "side_information"}
@@ -97,6 +97,16 @@ class MethodSpec:
     def grid_size(self) -> int:
         """How many points ``grid_points`` has, without making them."""
         return math.prod(len(values) for values in self.grid.values())
+
+    def grid_edges(self, point: dict[str, Any]) -> list[str]:
+        """The grid paths whose value in ``point`` is the smallest or largest of three or more
+        numbers: the best value may lie outside the grid."""
+        out = []
+        for path, values in sorted(self.grid.items()):
+            numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if len(numbers) >= 3 and len(numbers) == len(values) and point.get(path) in (min(numbers), max(numbers)):
+                out.append(path)
+        return out
 
     def grid_points(self) -> list[dict[str, Any]]:
         """The cartesian product of the grid as option-path -> value dicts ([{}] when none)."""
@@ -209,9 +219,10 @@ class _Checker:
                 self.fail(path, f"expected finite numbers, got {value!r} (NaN and infinities are not settings)")
             if entry.unknown_options([name]):
                 listed = ", ".join(sorted(known)) or "none"
-                self.fail(path, f"unknown option for {entry.kind} {entry.name!r}; known options: {listed}")
+                self.fail(path, f"unknown option for {entry.kind} {entry.name!r}{did_you_mean(name, known)}; "
+                                f"known options: {listed}")
             if name in hints and not _matches(value, hints[name]):
-                self.fail(path, f"expected {_describe(hints[name])}, got {value!r}")
+                self.fail(path, f"expected {_describe(hints[name])}, got {value!r}{_yaml_number_hint(value, hints[name])}")
             if (expected := entry.value_problem(name, value)) is not None:
                 self.fail(path, f"expected {expected}, got {value!r}")
             kind = _component_kind(name)
@@ -264,6 +275,18 @@ def _matches(value: Any, hint: Any) -> bool:
     if origin is typing.Literal:
         return value in typing.get_args(hint)
     return True  # richer annotations are the factory's to check
+
+
+def _yaml_number_hint(value: Any, hint: Any) -> str:
+    """Why a number-looking string is a string: YAML reads ``1e3`` (no dot) as text."""
+    if not isinstance(value, str) or not _matches(1.0, hint):
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    return (f" (YAML reads {value} as text, not a number: write it with a dot and a signed exponent, "
+            f"{number:.1e}, or as {number:g})")
 
 
 def _describe(hint: Any) -> str:
@@ -392,6 +415,17 @@ def _calibrators(c: _Checker, raw: Any, key: str) -> tuple[CalibratorSpec, ...]:
     return tuple(out)
 
 
+def _check_score_kind(c: _Checker, method: PluginEntry, calibrators: tuple[CalibratorSpec, ...], key: str) -> None:
+    """Refuse a calibrator that rescales distances for a method that declares similarity scores
+    (``score_kind`` and ``requires_distance`` on their options classes; undeclared: not checked)."""
+    if method.declared("score_kind") != "similarity":
+        return
+    for i, cal in enumerate(calibrators):
+        if cal.name != NO_CALIBRATION and c.registry.get("calibrator", cal.name).declared("requires_distance"):
+            c.fail(f"{key}[{i}]", f"calibrator {cal.name!r} rescales distances, but method {method.name!r} "
+                                  "returns similarity scores; use an additive calibrator such as 'calibrated-stacking'")
+
+
 def _method(c: _Checker, raw: Any, key: str) -> list[MethodSpec]:
     raw = c.mapping(raw, key)
     label = raw.get("name")
@@ -408,9 +442,15 @@ def _method(c: _Checker, raw: Any, key: str) -> list[MethodSpec]:
         c.fail(f"{key}.grid", f"{points} grid points, more than the {max_grid_points()} a method may have "
                               f"(set ZSBENCH_MAX_GRID_POINTS to allow more)")
     for path, values in grid.items():
-        for v in values:
-            c.options(entry, c.set_path(options, path, v, f"{key}.grid.{path}"), key)
+        for i, v in enumerate(values):
+            try:
+                c.options(entry, c.set_path(options, path, v, f"{key}.grid.{path}"), key)
+            except SpecError as exc:  # named where the value is written: in the grid
+                if exc.key in (f"{key}.{path}", key) and exc.key != f"{key}.grid.{path}":
+                    raise SpecError(c.file, f"{key}.grid.{path}[{i}]", exc.reason) from None
+                raise
     calibrators = _calibrators(c, raw.get("calibrators"), f"{key}.calibrators")
+    _check_score_kind(c, entry, calibrators, f"{key}.calibrators")
     side = raw.get("side_information", "auto")
     if side not in SIDE_INFORMATION:
         c.fail(f"{key}.side_information", f"expected one of {', '.join(SIDE_INFORMATION)}, got {side!r}")
@@ -464,10 +504,12 @@ def parse_spec(raw: Any, file: str, registry: Registry) -> BenchmarkSpec:
 
 
 def load_spec(path: str | Path, registry: Registry) -> BenchmarkSpec:
-    """Read and validate a YAML spec file."""
+    """Read and validate a YAML spec file, or a spec shipped with zsbench by name (``demo``)."""
     path = Path(path)
     if not path.is_file():
-        raise SpecError(str(path), "", "no such spec file")
+        from zsbench.specs import packaged
+
+        path = packaged(str(path))
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -476,11 +518,16 @@ def load_spec(path: str | Path, registry: Registry) -> BenchmarkSpec:
                                        "cannot be decoded; save the spec as UTF-8") from None
     except OSError as exc:
         raise SpecError(str(path), "", f"cannot read the spec file: {exc.strerror or exc}") from None
+    return parse_yaml(text, str(path), registry)
+
+
+def parse_yaml(text: str, file: str, registry: Registry) -> BenchmarkSpec:
+    """Validate a spec given as YAML text; ``file`` names it in errors."""
     try:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        raise SpecError(str(path), "", f"not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
-    _bounded(raw, str(path))
-    return parse_spec(raw, str(path), registry)
+        raise SpecError(file, "", f"not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
+    _bounded(raw, file)
+    return parse_spec(raw, file, registry)

@@ -37,6 +37,7 @@ class ESZSLOptions:
     embedding_norm: EmbeddingNorm = option("l2", one_of(*EMBEDDING_NORMS), doc=EMBEDDING_NORM_DOC)
 
     name: ClassVar[str] = "eszsl"
+    score_kind: ClassVar[str] = "similarity"  # compatibilities (scorer.py): for validate
     default_grid: ClassVar[dict[str, list]] = {"gamma": [3e3, 3e4], "lam": [0.1, 1.0]}
 
 
@@ -54,6 +55,7 @@ class BilinearOptions:
     embedding_norm: EmbeddingNorm = option("l2", one_of(*EMBEDDING_NORMS), doc=EMBEDDING_NORM_DOC)
 
     name: ClassVar[str] = "bilinear"
+    score_kind: ClassVar[str] = "similarity"  # compatibilities (scorer.py): for validate
     default_grid: ClassVar[dict[str, list]] = {"lr": [1.0, 3.0, 10.0]}
 
 
@@ -63,6 +65,7 @@ class ALEOptions(BilinearOptions):
     """ALE (Akata et al. 2016): bilinear compatibility, rank-weighted (WARP) hinge, SGD."""
 
     name: ClassVar[str] = "ale"
+    score_kind: ClassVar[str] = "similarity"  # compatibilities (scorer.py): for validate
 
 
 @zsbench.component("method", "sje", build="zsbench_baselines.bilinear:SJE")
@@ -71,6 +74,7 @@ class SJEOptions(BilinearOptions):
     """SJE (Akata et al. 2015): bilinear compatibility, structured max-margin loss, SGD."""
 
     name: ClassVar[str] = "sje"
+    score_kind: ClassVar[str] = "similarity"  # compatibilities (scorer.py): for validate
 
 
 @zsbench.component("method", "devise", build="zsbench_baselines.bilinear:DeViSE")
@@ -79,6 +83,7 @@ class DeViSEOptions(BilinearOptions):
     """DeViSE (Frome et al. 2013): bilinear compatibility, pairwise hinge over all classes, SGD."""
 
     name: ClassVar[str] = "devise"
+    score_kind: ClassVar[str] = "similarity"  # compatibilities (scorer.py): for validate
 
 
 @zsbench.component("method", "f-clswgan", build="zsbench_baselines.clswgan:FCLSWGAN")
@@ -102,6 +107,7 @@ class FCLSWGANOptions:
     embedding_norm: EmbeddingNorm = option("l2", one_of(*EMBEDDING_NORMS), doc=EMBEDDING_NORM_DOC)
 
     name: ClassVar[str] = "f-clswgan"
+    score_kind: ClassVar[str] = "similarity"  # compatibilities (scorer.py): for validate
     default_grid: ClassVar[dict[str, list]] = {"cls_weight": [1.0, 3.0]}
 
 
@@ -126,6 +132,7 @@ class CADAVAEOptions:
     embedding_norm: EmbeddingNorm = option("l2", one_of(*EMBEDDING_NORMS), doc=EMBEDDING_NORM_DOC)
 
     name: ClassVar[str] = "cada-vae"
+    score_kind: ClassVar[str] = "similarity"  # compatibilities (scorer.py): for validate
     default_grid: ClassVar[dict[str, list]] = {"epochs": [10, 20]}
 
 
@@ -138,6 +145,7 @@ class RandomOptions:
     feature_norm: Norm = option("standard", one_of(*NORMS), doc=FEATURE_NORM_DOC)
 
     name: ClassVar[str] = "random"
+    score_kind: ClassVar[str] = "similarity"  # compatibilities (scorer.py): for validate
 
 
 METHODS = (ESZSLOptions, ALEOptions, SJEOptions, DeViSEOptions, FCLSWGANOptions, CADAVAEOptions, RandomOptions)

@@ -5,7 +5,7 @@ score adjustments (torch) in ``zsbench_calibrators.adjust``, imported when a run
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -28,6 +28,8 @@ class MetricRescalingOptions:
     alpha_min: float = option(0.0, gt(-1), doc="lower end of the swept range (1 + alpha scales distances)")
     alpha_max: float = option(1.0, gt(-1), doc="upper end")
     steps: int = option(201, integer(1), doc=STEPS_DOC)
+
+    requires_distance: ClassVar[bool] = True  # validate refuses it for a method of similarity scores
 
     def __attrs_post_init__(self) -> None:
         _ordered(self.alpha_min, self.alpha_max)

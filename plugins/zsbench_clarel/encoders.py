@@ -24,7 +24,6 @@ from zsbench.errors import UserError
 from zsbench.interfaces import EncoderContext
 from zsbench_clarel.options import ClassProjectionOptions, FeatureProjectionOptions
 
-
 _CONSTANT = 1e-6  # a deviation this small, relative to the mean (or 1), means a constant dimension
 
 

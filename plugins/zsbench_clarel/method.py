@@ -72,10 +72,11 @@ def _spec(spec: dict | str | None, default: str) -> dict:
     return spec
 
 
-def _component(kind: str, spec: dict, *args: Any) -> Any:
-    """Build the registered ``kind`` that ``spec`` = ``{"name": ..., **options}`` names."""
+def _component(registry: Any, kind: str, spec: dict, *args: Any) -> Any:
+    """Build the ``kind`` that ``spec`` = ``{"name": ..., **options}`` names, from the run's
+    registry (the installed plugins when the caller gave none)."""
     options = dict(spec)
-    return zsbench.get_registry().build(kind, options.pop("name"), *args, **options)
+    return (registry or zsbench.get_registry()).build(kind, options.pop("name"), *args, **options)
 
 
 def _input_kind(encoder: nn.Module, available: Sequence[str]) -> str:
@@ -217,9 +218,9 @@ class _Fit:
             cache_dir=context.cache_dir,
             device=self.device,
         )
-        self.image_encoder = _component("encoder", method.image_encoder, image_context)
-        self.text_encoder = _component("encoder", method.text_encoder, text_context)
-        self.loss = _component("loss", method.loss, LossContext(method.embed_dim, classes.num_seen))
+        self.image_encoder = _component(context.registry, "encoder", method.image_encoder, image_context)
+        self.text_encoder = _component(context.registry, "encoder", method.text_encoder, text_context)
+        self.loss = _component(context.registry, "loss", method.loss, LossContext(method.embed_dim, classes.num_seen))
         self.model = nn.ModuleDict(
             {"image": self.image_encoder, "text": self.text_encoder, "loss": self.loss}
         )

@@ -6,7 +6,7 @@ builds the component; each starts from its options class here, so defaults live 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -199,6 +199,8 @@ class ClarelOptions:
     amp: bool = option(True, doc="mixed precision on CUDA")
     eval_batch_size: int = option(1024, positive_int, doc="images per batch when scoring")
     bucket_prototypes: bool = option(True, doc="embed prototype sentences sorted by length, so each chunk pads little")
+
+    score_kind: ClassVar[str] = "distance"  # Euclidean distances to prototypes: for validate
 
 
 ENCODERS = (FeatureProjectionOptions, ClassProjectionOptions, CnnLstmOptions, TimmBackboneOptions,

@@ -56,7 +56,11 @@ def build_flo(root: Path, **options: Any) -> DatasetBundle:
     """Oxford FLOWERS-102; class names come from ``cat_to_name.json`` when present."""
     o = FloOptions(**options)
     if o.images and not (Path(root) / o.features).is_file() and has_raw_images(root):
-        check_oxford_root(root, o.splits)  # read from the images alone: name what is missing
+        try:
+            check_oxford_root(root, o.splits)  # read from the images alone: name what is missing
+        except DataError as exc:  # a misspelled feature file is the likelier mistake: name it first
+            raise DataError(Path(root) / o.features, f"feature file not found (the `features` option), so the "
+                                                     f"images would be read instead, but: {exc}") from None
     return load_xlsa17_bundle("flo", root, features=o.features, splits=o.splits, text=o.text,
                               images=o.images, raw_layout=oxford_layout,
                               default_class_names=partial(flower_class_names, root))
