@@ -101,8 +101,8 @@ def plugin_refs(registry: Registry) -> tuple[PluginRef, ...]:
 
 
 @functools.cache
-def _worker_registry(plugins: tuple[PluginRef, ...], strict: bool) -> Registry:
-    """Built once per worker process and reused by every task it runs."""
+def worker_registry(plugins: tuple[PluginRef, ...], strict: bool) -> Registry:
+    """Built once per worker process (a Ray worker, an audit child) and reused by every task it runs."""
     loaded = []
     for name, module_name, dist, version in plugins:
         try:
@@ -125,7 +125,7 @@ def _run_task(task: Task, bundle, plugins: tuple[PluginRef, ...], strict: bool, 
     except UserError as exc:
         return _Refused(f"{device_origin}: {exc}")
     try:
-        registry = _worker_registry(plugins, strict)
+        registry = worker_registry(plugins, strict)
         return execute(task, registry, bundle, resolved, show_progress=False)
     except UserError as exc:
         return _Refused(str(exc))
