@@ -136,13 +136,19 @@ def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: s
     threads = _capped_threads(threads)
     device_name, device_key = (device, None) if device else (parsed.device, "device")
     if backend == "ray":  # the device is resolved on the workers, which may have GPUs the driver lacks
-        from zsbench.backends.ray import RayBackend
+        from zsbench.backends.ray import RayBackend, SettingError
 
-        with _device_context(parsed.file, device_key):
+        flags = {"num_cpus_per_task": "--cpus-per-task", "num_gpus_per_task": "--gpus-per-task"}
+        try:
             chosen = RayBackend(registry, address=address, device=device_name,
                                 num_cpus_per_task=1 if cpus_per_task is None else cpus_per_task,
                                 num_gpus_per_task=gpus_per_task, dashboard=dashboard,
                                 device_origin=f"{parsed.file}: device" if device_key else "--device")
+        except SettingError as exc:
+            if exc.setting in flags:
+                raise UserError(f"{flags[exc.setting]} {exc.detail}") from None
+            with _device_context(parsed.file, device_key):
+                raise
     elif address or cpus_per_task is not None or gpus_per_task is not None or dashboard:
         raise UserError("--address, --cpus-per-task, --gpus-per-task and --dashboard are for the Ray "
                         "backend; add --backend ray")
