@@ -517,3 +517,22 @@ def test_a_two_node_cluster_runs_a_spec_on_both_nodes_with_the_local_rows(two_no
     nodes = {r["provenance"]["ray_node"].split()[0] for r in ray_rows}
     assert nodes == {"127.0.0.2", "127.0.0.3"}, nodes
     assert not list(tmp_path.glob("node-cache/**/*.sqlite"))  # workers never held a results database
+
+
+def test_a_node_without_the_raw_images_refuses_the_task_saying_what_to_mount(registry, tmp_path, monkeypatch):
+    import attrs
+    from toy_plugin import toy_bundle
+
+    from zsbench.backends.ray import _Refused, _run_task
+
+    monkeypatch.setattr("zsbench.backends.ray._node", lambda: "127.0.0.9 (node abc)")
+    images = tmp_path / "flo" / "jpg"
+    bundle = toy_bundle()
+    bundle = attrs.evolve(bundle, features=None, feature_name=None,
+                          image_files=tuple(images / f"image_{i:05d}.jpg" for i in range(len(bundle.labels))))
+    task = plan(parse_spec(SAME, "ray.yaml", registry))[0]
+    refused = _run_task(task, bundle, plugin_refs(registry), False, "cpu")
+    assert isinstance(refused, _Refused)
+    assert refused.message.startswith(f"Ray node 127.0.0.9 (node abc): {len(bundle.labels)} of {len(bundle.labels)} "
+                                      f"image file(s) of data set 'toy' are missing here (first: {images}/image_00000.jpg)")
+    assert f"mount the data folder {images} at the same path on every node" in refused.message
