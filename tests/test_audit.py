@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import importlib
 
+import attrs
 import numpy as np
 import pytest
 import yaml
 from toy_plugin import toy_bundle
 
-from zsbench import protocol
-from zsbench.audit import poison_test_split
+from zsbench.audit import poison_test_split, poisoned_data_folder
 from zsbench.cli import main
 from zsbench.registry import Registry
 from zsbench.testing import assert_no_peeking
@@ -48,8 +48,9 @@ def test_poisoning_replaces_the_test_split_and_nothing_else():
 
 
 def test_choosing_on_the_test_stage_is_caught(registry, monkeypatch):
-    """The mutant of the issue: the validation stage replaced by the test stage."""
-    monkeypatch.setattr(protocol, "validation_stage", lambda bundle, seed: protocol.test_stage(bundle))
+    """A mutant of zsbench: the validation stage replaced by the test stage (in the audit's
+    processes, where the peeking plugin applies it on import)."""
+    monkeypatch.setenv("ZSBENCH_TEST_CHOOSE_ON_TEST", "1")
     with pytest.raises(AssertionError, match=r"'least-squares'.*\n- .*moved when the test split was replaced"):
         assert_no_peeking("least-squares", toy_bundle(), registry=registry)
 
@@ -115,3 +116,74 @@ def test_cli_audit_bad_spec_is_the_same_error_as_run(cli_registry, tmp_path, cap
         assert exit_.value.code == 2
         errors.append(capsys.readouterr().err)
     assert errors[0] == errors[1] and "methods[0].ridge: expected a number" in errors[0]
+
+
+@pytest.mark.parametrize("method, caught", [
+    ("memoriser", "none: validation H moved when the test split was replaced (random)"),
+    ("test-stage-peeker", "the test-stage model at grid point {} changed when the test split was replaced (random)"),
+    ("first-batch-centring", "the test-stage model at grid point {} changed when the test split was replaced (random)"),
+])
+def test_peeking_across_stages_or_only_at_test_time_is_caught(registry, method, caught):
+    with pytest.raises(AssertionError) as raised:
+        assert_no_peeking(method, toy_bundle(), registry=registry, grid={}, poisons=("random",))
+    assert f"'{method}'" in str(raised.value) and caught in str(raised.value)
+
+
+def test_a_method_reading_the_data_files_itself_is_caught(registry, cli_registry, tmp_path, monkeypatch, capsys):
+    from peeking_plugin import save_toy_files
+
+    monkeypatch.setenv("ZSBENCH_DATA", str(tmp_path / "data"))
+    save_toy_files(tmp_path / "data" / "toy-files")
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({"name": "audit", "seeds": 1, "datasets": [{"name": "toy-files"}],
+                                    "methods": [{"name": "reader", "method": "disk-reader"},
+                                                {"name": "ls", "method": "least-squares"}]}))
+    with pytest.raises(SystemExit) as exit_:
+        main(["audit", str(path)])
+    out = " ".join(capsys.readouterr().out.split())
+    assert exit_.value.code == 1
+    assert "PEEKS: toy-files / reader / seed 0: the method failed when the test split was replaced (random)" in out
+    assert "ok: toy-files / ls / seed 0" in out and "1 of 2 method run(s) passed" in out
+
+
+def test_the_poisoned_data_folder_links_only_non_test_images(tmp_path):
+    b = toy_bundle()
+    root = tmp_path / "root"
+    (root / "img").mkdir(parents=True)
+    files = []
+    for i in range(len(b.labels)):
+        files.append(root / "img" / f"{i}.png")
+        files[-1].write_bytes(b"image %d" % i)
+    (root / "labels.txt").write_text("all labels")
+    b = attrs.evolve(b, image_files=tuple(files))
+    poisoned_data_folder(root, b, tmp_path / "copy")
+    test = set(np.union1d(b.splits.test_seen, b.splits.test_unseen).tolist())
+    for i, f in enumerate(files):
+        copy = tmp_path / "copy" / "img" / f.name
+        assert copy.is_symlink() == (i not in test)
+        assert (copy.read_bytes() == f.read_bytes()) == (i not in test)
+    copied = (tmp_path / "copy" / "labels.txt").read_bytes()
+    assert len(copied) == len("all labels") and copied != b"all labels"
+
+
+def test_cli_audit_records_crashing_and_exiting_methods_and_goes_on(cli_registry, tmp_path, capsys):
+    spec = _spec(tmp_path, [{"name": "crash", "method": "crashing"}, {"name": "exit", "method": "exiting"},
+                            {"name": "dies", "method": "dying"}, {"name": "ls", "method": "least-squares"}])
+    with pytest.raises(SystemExit) as exit_:
+        main(["audit", spec])
+    out = " ".join(capsys.readouterr().out.split())
+    assert exit_.value.code == 1
+    assert "FAILED: toy / crash / seed 0: the method failed, so it was not audited: RuntimeError: crashing on purpose" in out
+    assert "FAILED: toy / exit / seed 0: the method failed, so it was not audited: SystemExit: 3" in out
+    assert "FAILED: toy / dies / seed 0: the method failed, so it was not audited: the method ended the audit's process (exit code 9)" in out
+    assert "ok: toy / ls / seed 0" in out and "1 of 4 method run(s) passed the audit" in out
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_cli_audit_bad_tolerance_is_named_exit_2(cli_registry, tmp_path, capsys, value):
+    spec = _spec(tmp_path, [{"name": "ls", "method": "least-squares"}])
+    with pytest.raises(SystemExit) as exit_:
+        main(["audit", spec, "--tolerance", value])
+    err = " ".join(capsys.readouterr().err.split())
+    assert exit_.value.code == 2 and "--tolerance" in err and "expected a finite number >= 0" in err
+    assert "Traceback" not in err

@@ -172,5 +172,5 @@ def test_ray_resource_options_are_checked_before_any_work(tmp_path, env):
     out = zsbench("run", spec, "--results", tmp_path / "r.sqlite", "--gpus-per-task", "0.5")
     assert out.returncode == 2 and "add --backend ray" in out.stderr
     out = zsbench("run", spec, "--results", tmp_path / "r.sqlite", "--backend", "ray", "--cpus-per-task", "0")
-    assert out.returncode == 2 and "num_cpus_per_task must be positive" in out.stderr
+    assert out.returncode == 2 and "--cpus-per-task must be a positive number" in out.stderr
     assert not (tmp_path / "r.sqlite").exists()

@@ -257,13 +257,21 @@ def run(spec: Any, results: str | Path | None = DEFAULT_RESULTS, *, force: bool 
         if _session:
             raise UserError("in-process components cannot run on Ray workers, which load plugins by module "
                             "name; use backend='local', or package the component as a plugin")
+        from zsbench.backends.ray import SettingError
+
         cpus = ray_options.pop("cpus_per_task", None)
-        with _device_context(parsed.file, device_key):
+        flags = {"num_cpus_per_task": "--cpus-per-task", "num_gpus_per_task": "--gpus-per-task"}
+        try:
             chosen = RayBackend(reg, address=ray_options.pop("address", None), device=device_name,
                                 num_cpus_per_task=1 if cpus is None else cpus,
                                 num_gpus_per_task=ray_options.pop("gpus_per_task", None),
                                 dashboard=ray_options.pop("dashboard", False),
                                 device_origin=f"{parsed.file}: device" if device_key else "--device")
+        except SettingError as exc:  # a flag's value, not the spec's device key
+            if exc.setting in flags:
+                raise UserError(f"{flags[exc.setting]} {exc.detail}") from None
+            with _device_context(parsed.file, device_key):
+                raise
     elif backend != "local":
         raise UserError(f"backend {backend!r}: expected 'local' or 'ray'")
     elif any(v not in (None, False) for v in ray_options.values()):

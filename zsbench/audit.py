@@ -1,22 +1,31 @@
-"""A no-peeking audit for any method: choices must not move when the test split is replaced.
+"""A no-peeking audit for any method: choices and models must not move when the test split is replaced.
 
-For each method of a spec (first seed, first data set unless told), the validation stage runs
-twice with the runner's own code (``runner.select_on_validation``): once on the data set, once on
-a copy whose every test-split feature, label, image and text, and the side information of
-test-only classes, is replaced (``poison_test_split``: random values, NaN or a shuffle). Any
-choice that differs (the grid point, the calibration parameter, validation u/s/H, or any grid
-point's validation H) means the method saw the test split. Then each fitted scorer scores the
-validation evaluation set in other orders and chunkings: a scorer whose outputs change is
-transductive (it uses the batch it scores, e.g. statistics of the evaluation features).
+For the tasks of a spec (first seed unless told), the runner's own stages run in fresh processes
+(``zsbench.audit_worker``): once on the data set, once per poisoned copy, in which every test-split
+feature, label, image and text, and the side information of test-only classes, is replaced
+(``poison_test_split``: random values, NaN or a shuffle), and whose data folder is a copy where
+only the images of non-test instances are linked and every other file is replaced by random
+bytes. Each process has its own cache and temporary folders, so neither memory nor files carry
+anything from one run to the other. A task fails the audit when any validation choice differs
+(the grid point, the calibration parameter, validation u/s/H, any grid point's validation H),
+when the test-stage model of a chosen grid point scores the validation evaluation set differently
+(the test stage's fit and its first scored batch must not depend on the test split), or when a
+scorer's outputs depend on the batch it scores (transduction).
 
-What it cannot see: a plugin that reads the data files from disk by itself.
+What it cannot see: a plugin that opens files by an absolute path of its own, outside the data
+folder it is given.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import pickle
+import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +33,9 @@ import attrs
 import click
 import numpy as np
 import torch
+from rich.markup import escape
 
-from zsbench import protocol
+from zsbench.audit_worker import Job
 from zsbench.errors import UserError
 from zsbench.interfaces import DatasetBundle, EvalInputs
 from zsbench.registry import Registry
@@ -43,10 +53,11 @@ def test_indices(bundle: DatasetBundle) -> np.ndarray:
 
 
 def poison_test_split(bundle: DatasetBundle, kind: str = "random", seed: int = 0,
-                      workdir: Path | None = None) -> DatasetBundle:
+                      workdir: Path | None = None, side_information: bool = True) -> DatasetBundle:
     """A copy of ``bundle`` with the test split replaced (``kind``: random, nan or shuffle):
-    features, labels (shuffled within test_seen and within test_unseen), image files (noise images written to
-    ``workdir``), texts, and the class embeddings of classes no validation instance belongs to."""
+    features, labels (shuffled within test_seen and within test_unseen), image files (noise images
+    written to ``workdir``) and, with ``side_information``, texts and the class embeddings of
+    classes no validation instance belongs to (the test stage may use those: they are left for it)."""
     if kind not in POISONS:
         raise UserError(f"poison {kind!r}: expected one of {', '.join(POISONS)}")
     rng = np.random.default_rng(seed + 7919)
@@ -60,13 +71,13 @@ def poison_test_split(bundle: DatasetBundle, kind: str = "random", seed: int = 0
         features = np.array(bundle.features, dtype=np.float32, copy=True)
         features[test] = _replace(features, test, kind, rng)
         changes["features"] = features
-    if bundle.class_embeddings is not None:
+    if side_information and bundle.class_embeddings is not None:
         others = np.setdiff1d(np.arange(len(bundle.labels)), test)
         test_only = np.setdiff1d(np.arange(bundle.num_classes), np.unique(bundle.labels[others]))
         embeddings = np.array(bundle.class_embeddings, dtype=np.float32, copy=True)
         embeddings[test_only] = _replace(embeddings, test_only, kind, rng)
         changes["class_embeddings"] = embeddings
-    if bundle.texts is not None:
+    if side_information and bundle.texts is not None:
         texts = list(bundle.texts)
         for i in test:
             texts[i] = tuple(_gibberish(rng) for _ in texts[i]) if kind != "shuffle" else texts[int(rng.choice(test))]
@@ -106,22 +117,7 @@ def _noise_images(folder: Path, rng: np.random.Generator) -> list[Path]:
     return out
 
 
-# --------------------------------------------------------------------------- choices
-
-
-def _choices(selection) -> dict[str, Any]:
-    """Every choice of a validation stage, flat and named for messages."""
-    out: dict[str, Any] = {}
-    for name, (_, index, result) in selection.chosen.items():
-        param, u, s, h = result.best()
-        out[f"{name}: grid point"] = selection.points[index]
-        if name != NO_CALIBRATION:
-            out[f"{name}: calibration parameter"] = param
-        out[f"{name}: validation u"], out[f"{name}: validation s"], out[f"{name}: validation H"] = u, s, h
-    for i, per_calibrator in enumerate(selection.sweeps):
-        for name, result in per_calibrator.items():
-            out[f"{name}: validation H at grid point {selection.points[i] or 'defaults'}"] = result.best()[3]
-    return out
+# --------------------------------------------------------------------------- comparisons
 
 
 def _same(a: Any, b: Any, tolerance: float) -> bool:
@@ -159,56 +155,147 @@ def transduction_problems(scorer, inputs: EvalInputs, seed: int = 0, tolerance: 
     return problems
 
 
+def poisoned_data_folder(root: Path, bundle: DatasetBundle, out: Path) -> None:
+    """A copy of data folder ``root`` at ``out`` holding no test information: the image files of
+    non-test instances are linked, every other file is replaced by random bytes of its size."""
+    test = set(test_indices(bundle).tolist())
+    clean = {Path(f).resolve() for i, f in enumerate(bundle.image_files or ()) if i not in test}
+    rng = np.random.default_rng(0)
+    for folder, _, files in os.walk(root, followlinks=True):
+        target = out / Path(folder).relative_to(root)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            source = Path(folder, name)
+            if source.resolve() in clean:
+                (target / name).symlink_to(source.resolve())
+                continue
+            with open(target / name, "wb") as f:
+                left = source.stat().st_size
+                while left > 0:
+                    f.write(rng.bytes(min(left, 1 << 22)))
+                    left -= 1 << 22
+
+
 # --------------------------------------------------------------------------- audit
 
 
 @attrs.frozen
 class AuditResult:
-    """One method's audit: empty ``problems`` means it passed."""
+    """One method's audit: empty ``problems`` and no ``error`` means it passed; ``error`` is
+    why the method itself failed (it raised, or ended its process) on the unpoisoned data."""
 
     method: str
     dataset: str
     seed: int
     problems: tuple[str, ...]
-    checked: int  # choices compared
+    checked: int  # choices and test-stage models compared
+    error: str | None = None
 
     @property
     def passed(self) -> bool:
-        return not self.problems
+        return not self.problems and self.error is None
 
 
-def audit_method(task, registry: Registry, bundle: DatasetBundle, device: torch.device,
-                 poisons: Sequence[str] = ("random",), tolerance: float = 1e-6) -> AuditResult:
-    """Audit one task's method (see the module docstring)."""
-    from zsbench.runner import build_calibrators, select_on_validation
+def _child_env(workdir: Path, data_home: Path | None) -> dict[str, str]:
+    """A fresh cache and temporary folder, and the poisoned data home when there is one; the
+    modules the audit's registry came from stay importable."""
+    for name in ("cache", "tmp"):
+        (workdir / name).mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, ZSBENCH_CACHE=str(workdir / "cache"), TMPDIR=str(workdir / "tmp"),
+               PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    if data_home is not None:
+        env["ZSBENCH_DATA"] = str(data_home)
+    return env
 
-    calibrators = build_calibrators(task, registry)
-    inputs, _, _ = protocol.eval_inputs(bundle, protocol.validation_stage(bundle, task.seed))
-    problems: list[str] = []
 
-    def check_scorer(i: int, scorer) -> None:
-        point = task.method.grid_points()[i] or "defaults"
-        problems.extend(f"grid point {point}: {p}" for p in transduction_problems(scorer, inputs, task.seed))
+def _run_child(job: Job, workdir: Path, data_home: Path | None) -> list[dict[str, Any]]:
+    """Run ``job`` in fresh processes until each task has a result per stage; a process that dies
+    fails what it was on and a new one takes the rest. Per task: the validation result, with the
+    test stage's ``probes`` added, or ``error``."""
+    out = workdir / "out"
+    out.mkdir(parents=True)
+    job_path = workdir / "job.pkl"
+    job_path.write_bytes(pickle.dumps(job))
+    env = _child_env(workdir, data_home)
+    while True:
+        (out / "current").unlink(missing_ok=True)
+        code = subprocess.run([sys.executable, "-m", "zsbench.audit_worker", str(job_path), str(out)],
+                              env=env, stdin=subprocess.DEVNULL, check=False).returncode
+        if code == 0:
+            break
+        if not (out / "current").exists():  # it died before any method ran: the same would happen again
+            raise UserError(f"the audit's worker process ended (exit code {code}) before auditing any method; "
+                            "see the messages above")
+        (out / f"{(out / 'current').read_text()}.pkl").write_bytes(pickle.dumps(
+            {"error": f"the method ended the audit's process (exit code {code})"}))
+    results = []
+    for i in range(len(job.tasks)):
+        result = pickle.loads((out / f"validation-{i}.pkl").read_bytes())
+        if job.test_bundle is not None and not result.get("error"):
+            test = pickle.loads((out / f"test-{i}.pkl").read_bytes())
+            result = test if test.get("error") else {**result, **test}
+        results.append(result)
+    return results
 
+
+def _compare(reference: dict[str, Any], moved: dict[str, Any], kind: str, tolerance: float) -> list[str]:
+    if moved.get("error"):
+        return [f"the method failed when the test split was replaced ({kind}): {moved['error']}"]
+    problems = [f"{choice} moved when the test split was replaced ({kind}): {value!r} -> {moved['choices'].get(choice)!r}"
+                for choice, value in reference["choices"].items()
+                if not _same(value, moved["choices"].get(choice), tolerance)]
+    for point, scores in reference.get("probes", {}).items():
+        if point not in moved.get("probes", {}):
+            continue  # not chosen under poisoning (reported above), or no test stage for this poison
+        scale = tolerance * (1.0 + float(np.abs(scores).max()))
+        if (diff := float(np.abs(moved["probes"][point] - scores).max())) > scale:
+            problems.append(f"the test-stage model at grid point {point} changed when the test split was "
+                            f"replaced ({kind}): its validation scores moved by up to {diff:.3g}")
+    return problems
+
+
+def audit_tasks(tasks: Sequence[Any], registry: Registry, bundle: DatasetBundle, device: str = "cpu",
+                poisons: Sequence[str] = ("random",), tolerance: float = 1e-6, threads: int = 1,
+                data_root: Path | None = None) -> list[AuditResult]:
+    """Audit ``tasks`` (one data set ``bundle``, one seed) as the module docstring says; the data
+    set is poisoned once per kind and every task reuses it. ``data_root`` is the data set's
+    folder, copied without its test information for the poisoned runs."""
+    from zsbench.backends.ray import plugin_refs
+
+    seed = tasks[0].seed
+    job = Job(bundle, bundle, tuple(tasks), plugin_refs(registry), registry.strict, device, threads, transduction=True)
     with tempfile.TemporaryDirectory(prefix="zsbench-audit-") as tmp:
-        def select(data: DatasetBundle, name: str, on_fit=None):
-            # A fresh cache folder per run: no checkpoint of one run may be resumed by the other.
-            return select_on_validation(task, registry, data, device, Path(tmp) / name, False, calibrators, on_fit)
-
-        reference = _choices(select(bundle, "reference", check_scorer))
+        runs = {"reference": (job, Path(tmp) / "reference", None)}
         for kind in poisons:
-            poisoned = poison_test_split(bundle, kind, task.seed, Path(tmp) / f"images-{kind}")
-            try:
-                moved = _choices(select(poisoned, kind))
-            except Exception as exc:  # noqa: BLE001 - a validation stage that breaks on poisoned test data read it
-                problems.append(f"the validation stage failed when the test split was replaced ({kind}): "
-                                f"{type(exc).__name__}: {exc}")
-                continue
-            for choice, value in reference.items():
-                if not _same(value, moved.get(choice), tolerance):
-                    problems.append(f"{choice} moved when the test split was replaced ({kind}): "
-                                    f"{value!r} -> {moved.get(choice)!r}")
-    return AuditResult(task.method.label, task.dataset.label, task.seed, tuple(problems), len(reference))
+            folder = Path(tmp) / kind
+            poisoned = poison_test_split(bundle, kind, seed, folder / "images")
+            # The test stage keeps the class side information; NaN test inputs give NaN test scores.
+            test_bundle = None if kind == "nan" else poison_test_split(bundle, kind, seed, folder / "images",
+                                                                       side_information=False)
+            data_home = folder / "data"
+            data_home.mkdir(parents=True)
+            if data_root is not None and data_root.is_dir():
+                poisoned_data_folder(data_root, bundle, data_home / tasks[0].dataset.plugin)
+            runs[kind] = (attrs.evolve(job, bundle=poisoned, test_bundle=test_bundle, transduction=False),
+                          folder, data_home)
+        # Independent processes: side by side, so that the audit takes about one run on two cores.
+        with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+            futures = {name: pool.submit(_run_child, *run) for name, run in runs.items()}
+            outputs = {name: future.result() for name, future in futures.items()}
+    reference = outputs.pop("reference")
+    moved = outputs
+    results = []
+    for i, task in enumerate(tasks):
+        ref = reference[i]
+        problems: list[str] = []
+        if not ref.get("error"):
+            problems.extend(ref["transduction"])
+            for kind in poisons:
+                problems.extend(_compare(ref, moved[kind][i], kind, tolerance))
+        checked = 0 if ref.get("error") else len(ref["choices"]) + len(ref["probes"])
+        results.append(AuditResult(task.method.label, task.dataset.label, task.seed, tuple(problems), checked,
+                                   ref.get("error")))
+    return results
 
 
 def assert_no_peeking(method: str, bundle: DatasetBundle, *, options: dict[str, Any] | None = None,
@@ -216,7 +303,8 @@ def assert_no_peeking(method: str, bundle: DatasetBundle, *, options: dict[str, 
                       seed: int = 0, registry: Registry | None = None, poisons: Sequence[str] = POISONS,
                       device: str = "cpu", tolerance: float = 1e-6) -> AuditResult:
     """For plugin authors' tests: audit method plugin ``method`` on ``bundle``; raises
-    ``AssertionError`` naming the method and every choice that moved."""
+    ``AssertionError`` naming the method and every choice that moved. The plugin must be
+    importable by module name (the audit runs it in fresh processes)."""
     from zsbench.registry import get_registry
     from zsbench.runner import Task
 
@@ -226,14 +314,21 @@ def assert_no_peeking(method: str, bundle: DatasetBundle, *, options: dict[str, 
                       dict(grid if grid is not None else getattr(entry.factory, "default_grid", {})),
                       tuple(CalibratorSpec(c) for c in calibrators))
     task = Task("audit", "", DatasetSpec(bundle.name, "in-memory", None, {}), spec, seed)
-    result = audit_method(task, registry, bundle, torch.device(device), poisons, tolerance)
+    (result,) = audit_tasks([task], registry, bundle, device, poisons, tolerance)
     if not result.passed:
+        reasons = [f"it failed: {result.error}"] if result.error else list(result.problems)
         raise AssertionError(f"method {method!r} peeks at the test split or is transductive:\n- "
-                             + "\n- ".join(result.problems))
+                             + "\n- ".join(reasons))
     return result
 
 
 # --------------------------------------------------------------------------- command
+
+
+def _tolerance(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not (math.isfinite(value) and value >= 0):
+        raise click.BadParameter(f"{value!r}: expected a finite number >= 0 (the largest allowed change of a number)")
+    return value
 
 
 @click.command()
@@ -243,15 +338,15 @@ def assert_no_peeking(method: str, bundle: DatasetBundle, *, options: dict[str, 
 @click.option("--poison", "poisons", multiple=True, type=click.Choice(POISONS),
               help="How the test split is replaced (repeatable) [default: random].")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--tolerance", type=float, default=1e-6, show_default=True, help="Largest allowed change of a number.")
+@click.option("--tolerance", type=float, default=1e-6, show_default=True, callback=_tolerance,
+              help="Largest allowed change of a number (finite, >= 0).")
 @click.option("--threads", type=click.IntRange(min=0), default=1, show_default=True, help="torch CPU threads (0: default).")
 @click.pass_context
 def audit(ctx: click.Context, spec: str, methods: tuple[str, ...], seed: int | None, poisons: tuple[str, ...],
           device: str, tolerance: float, threads: int) -> None:
     """Check that no method of SPEC peeks at the test split or scores transductively."""
-    import sys
-
     from zsbench.cli import _registry, console
+    from zsbench.paths import dataset_root
     from zsbench.runner import load_dataset, plan, resolve_device
     from zsbench.spec import load_spec
 
@@ -263,23 +358,33 @@ def audit(ctx: click.Context, spec: str, methods: tuple[str, ...], seed: int | N
     seed = parsed.seeds[0] if seed is None else seed
     if seed not in parsed.seeds:
         raise UserError(f"{spec}: --seed {seed} is not one of the spec's seeds {list(parsed.seeds)}")
-    if threads:
-        torch.set_num_threads(threads)
-    chosen = resolve_device(device)
+    try:
+        chosen = resolve_device(device)
+    except UserError as exc:
+        raise UserError(f"--device: {exc}") from None
     tasks = [t for t in plan(parsed) if t.seed == seed and (not methods or t.method.label in methods)]
-    bundles: dict[str, DatasetBundle] = {}
-    failed = []
-    for task in tasks:
-        if task.dataset.label not in bundles:
-            bundles[task.dataset.label] = load_dataset(task.dataset, registry)
-        console.print(f"auditing {task.describe()} ...", highlight=False)
-        result = audit_method(task, registry, bundles[task.dataset.label], chosen, poisons or ("random",), tolerance)
-        if result.passed:
-            console.print(f"[green]ok[/]: {task.describe()}: {result.checked} choices unchanged, scorer not transductive", highlight=False)
-        else:
-            failed.append(result)
-            for problem in result.problems:
-                console.print(f"[red]PEEKS[/]: {task.describe()}: {problem}", highlight=False)
-    console.print(f"{len(tasks) - len(failed)} of {len(tasks)} method run(s) passed the audit")
-    if failed:
+    passed = 0
+    for dataset in parsed.datasets:
+        mine = [t for t in tasks if t.dataset.label == dataset.label]
+        if not mine:
+            continue
+        bundle = load_dataset(dataset, registry, chosen)
+        for task in mine:
+            console.print(f"auditing {task.describe()} ...", highlight=False)
+        root = dataset_root(dataset.plugin, dataset.root)
+        for task, result in zip(mine, audit_tasks(mine, registry, bundle, str(chosen), poisons or ("random",),
+                                                  tolerance, threads, root), strict=True):
+            where = escape(task.describe())
+            if result.error:
+                console.print(f"[red]FAILED[/]: {where}: the method failed, so it was not audited: {escape(result.error)}",
+                              highlight=False)
+            elif result.problems:
+                for problem in result.problems:
+                    console.print(f"[red]PEEKS[/]: {where}: {escape(problem)}", highlight=False)
+            else:
+                passed += 1
+                console.print(f"[green]ok[/]: {where}: {result.checked} choices and models unchanged, "
+                              "scorer not transductive", highlight=False)
+    console.print(f"{passed} of {len(tasks)} method run(s) passed the audit")
+    if passed < len(tasks):
         sys.exit(1)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import math
 import os
+import socket
 import subprocess
 import sys
 import traceback
@@ -79,6 +81,12 @@ def _start_reaper() -> subprocess.Popen | None:
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 
+def _stop(reaper: subprocess.Popen | None) -> None:
+    if reaper is not None:
+        reaper.terminate()
+        reaper.wait()
+
+
 @attrs.frozen
 class _Refused:
     """A task's UserError, returned instead of raised: a retry would fail the same way."""
@@ -101,8 +109,8 @@ def plugin_refs(registry: Registry) -> tuple[PluginRef, ...]:
 
 
 @functools.cache
-def _worker_registry(plugins: tuple[PluginRef, ...], strict: bool) -> Registry:
-    """Built once per worker process and reused by every task it runs."""
+def worker_registry(plugins: tuple[PluginRef, ...], strict: bool) -> Registry:
+    """Built once per worker process (a Ray worker, an audit child) and reused by every task it runs."""
     loaded = []
     for name, module_name, dist, version in plugins:
         try:
@@ -116,39 +124,87 @@ def _worker_registry(plugins: tuple[PluginRef, ...], strict: bool) -> Registry:
     return Registry(loaded, strict=strict)
 
 
+def _node() -> str:
+    import ray
+
+    return f"{ray.util.get_node_ip_address()} (node {ray.get_runtime_context().get_node_id()[:12]})"
+
+
+def _missing_images(bundle) -> str | None:
+    """Why this node cannot run a data set read from raw images (None when it can): the
+    object store carries arrays, the images stay files that every node must see at one path."""
+    if bundle.features is not None or not bundle.image_files:
+        return None
+    missing = [f for f in bundle.image_files if not Path(f).is_file()]
+    if not missing:
+        return None
+    root = os.path.commonpath([str(f) for f in bundle.image_files])
+    return (f"Ray node {_node()}: {len(missing)} of {len(bundle.image_files)} image file(s) of data set "
+            f"{bundle.name!r} are missing here (first: {missing[0]}); raw images are read by path on each "
+            f"node: mount the data folder {root} at the same path on every node (or run on features)")
+
+
 def _run_task(task: Task, bundle, plugins: tuple[PluginRef, ...], strict: bool, device: str,
               device_origin: str = "device") -> list[ResultRow] | _Refused:
     """The body of every Ray task (``bundle`` arrives as the object store's shared copy);
-    ``device_origin`` (the spec's file and key, or the flag) prefixes a device the worker lacks."""
+    ``device_origin`` (the spec's file and key, or the flag) prefixes a device the worker lacks.
+    Each row's provenance names the node that computed it."""
     try:
         resolved = resolve_device(device)
     except UserError as exc:
         return _Refused(f"{device_origin}: {exc}")
+    if (missing := _missing_images(bundle)) is not None:
+        return _Refused(missing)
     try:
-        registry = _worker_registry(plugins, strict)
-        return execute(task, registry, bundle, resolved, show_progress=False)
+        registry = worker_registry(plugins, strict)
+        rows = execute(task, registry, bundle, resolved, show_progress=False)
     except UserError as exc:
         return _Refused(str(exc))
+    node = _node()
+    return [attrs.evolve(r, provenance={**r.provenance, "ray_node": node}) for r in rows]
+
+
+class SettingError(UserError):
+    """A bad backend setting: ``setting`` (the attribute) and what is wrong with it (``detail``),
+    for callers that name their own flag."""
+
+    def __init__(self, setting: str, detail: str):
+        self.setting, self.detail = setting, detail
+        super().__init__(f"{setting} {detail}")
 
 
 def _positive(instance, attribute, value) -> None:
-    if value is not None and not value > 0:
-        raise UserError(f"{attribute.name} must be positive, got {value!r}")
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise SettingError(attribute.name, f"must be a positive number, got {value!r}")
 
 
 def _gpu_count(instance, attribute, value) -> None:
-    if value is not None and (value < 0 or (value > 1 and value != int(value))):
-        raise UserError(f"{attribute.name} must be 0, a fraction of one GPU or a whole number of GPUs, got {value!r}")
+    if value is not None and not (math.isfinite(value) and value >= 0 and (value <= 1 or value == int(value))):
+        raise SettingError(attribute.name, f"must be 0, a fraction of one GPU or a whole number of GPUs, got {value!r}")
 
 
 def _retries(instance, attribute, value) -> None:
     if not isinstance(value, int) or value < 0:
-        raise UserError(f"max_retries must be a non-negative integer, got {value!r}")
+        raise SettingError(attribute.name, f"must be a non-negative integer, got {value!r}")
 
 
 def _device_name(instance, attribute, value) -> None:
     if value not in ("auto", "cpu") and not (value == "cuda" or value.startswith("cuda:")):
-        raise UserError(f"device {value!r}: the ray backend takes 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        raise SettingError(attribute.name, f"{value!r}: the ray backend takes 'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail at once when nothing answers at a cluster address (Ray itself retries for minutes);
+    'auto' and addresses without a port are left to Ray."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(f"cannot reach a Ray cluster at {address!r}: {exc.strerror or exc}; start one with "
+                        "`ray start --head` there, or check the address (the head's GCS port, 6379 by default, "
+                        "or ray://host:10001)") from None
 
 
 @attrs.define
@@ -168,6 +224,10 @@ class RayBackend:
     dashboard: bool = False  # a local instance's dashboard (an exposed one runs arbitrary code)
     device_origin: str = "device"  # where ``device`` was given, for the workers' error messages
     _bundles: dict[str, Any] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        if self.address:  # before any data set is loaded or task claimed
+            check_reachable(self.address)
 
     def bundle(self, spec):
         """A data set loaded once in the driver (``run_spec`` needs it for run keys first)."""
@@ -201,14 +261,20 @@ class RayBackend:
             return
         ray = _import_ray()
         started = not ray.is_initialized()
+        reaper = None
         if started:
             local = {} if self.address else {"include_dashboard": self.dashboard, "dashboard_host": "127.0.0.1"}
+            if not self.address:  # before ray.init: a driver killed while the instance starts leaves nothing behind
+                reaper = _start_reaper()
             try:
                 with _loopback_only(ray, enabled=self.address is None):
                     ray.init(address=self.address, **local)
-                reaper = _start_reaper() if self.address is None else None
             except ConnectionError as exc:
+                _stop(reaper)
                 raise UserError(f"cannot reach a Ray cluster at {self.address!r}: {exc}") from None
+            except BaseException:
+                _stop(reaper)
+                raise
         pending: dict[Any, Task] = {}
         try:
             cluster = ray.cluster_resources()
@@ -239,9 +305,7 @@ class RayBackend:
                 ray.cancel(ref)
             if started:
                 ray.shutdown()
-                if reaper is not None:
-                    reaper.terminate()
-                    reaper.wait()
+                _stop(reaper)
 
     def _outcome(self, ray, task: Task, ref) -> list[ResultRow] | Failure:
         attempts = f"failed on all {self.max_retries + 1} attempts"
