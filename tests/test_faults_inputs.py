@@ -64,7 +64,7 @@ methods:
     ("name: s\nseeds: [4294967296]\ndatasets: [{name: toy}]\nmethods: [{name: least-squares}]\n",
      "spec.yaml: seeds: a seed is an integer from 0 to 4294967295, got 4294967296"),
     ("name: s\ndatasets: [{name: toy}]\nmethods: [{name: least-squares, grid: {ridge: [1.0, .inf]}}]\n",
-     "spec.yaml: methods[0].ridge: expected finite numbers, got inf"),
+     "spec.yaml: methods[0].grid.ridge[1]: expected finite numbers, got inf"),
     ("name: s\ndatasets: [{name: toy}]\nmethods: [{name: least-squares, ridge: .nan}]\n",
      "spec.yaml: methods[0].ridge: expected finite numbers, got nan"),
 ], ids=["alias-bomb", "recursive-alias", "huge-grid", "many-seeds", "negative-seed", "big-seed", "inf-grid", "nan-option"])

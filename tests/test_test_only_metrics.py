@@ -43,13 +43,16 @@ def test_changing_the_test_only_metrics_changes_no_chosen_value(toy_registry, tm
     honest = rows(toy_registry, tmp_path / "honest.sqlite")
     calls = []
 
-    def hostile(*args, **kwargs):  # a different value on every call, far from the honest ones
+    def hostile(*args, **kwargs):  # a different value on every call, still a valid accuracy
         calls.append(args)
-        return float(len(calls) * 1000)
+        return 0.999 - len(calls) * 1e-4
 
     monkeypatch.setattr(zsbench.runner, "ausuc", hostile)
     monkeypatch.setattr(zsbench.runner, "oracle_h", hostile)
     changed = rows(toy_registry, tmp_path / "changed.sqlite")
-    assert calls and all(r["ausuc"] >= 1000 and r["oracle_H"] >= 1000 for r in changed)
+    made = {0.999 - n * 1e-4 for n in range(1, len(calls) + 1)}
+    assert calls and len(changed) == len(honest)
+    assert all(r["ausuc"] in made and (r["oracle_H"] is None or r["oracle_H"] in made) for r in changed)
+    assert [r["ausuc"] for r in honest] != [r["ausuc"] for r in changed]
     strip = [{k: v for k, v in r.items() if k not in REPORTED_ONLY} for r in honest]
     assert strip == [{k: v for k, v in r.items() if k not in REPORTED_ONLY} for r in changed]

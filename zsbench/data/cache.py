@@ -68,15 +68,18 @@ def _walk(path: str) -> Iterator[tuple[str, os.stat_result]]:
 def cached_table(key: str, build: Callable[[], Mapping[str, pa.Array]]) -> pa.Table:
     """The memory-mapped table stored under ``key``; ``build()`` makes its columns on a miss."""
     final = tables_dir() / key
+    damaged = final.is_symlink() or (final.exists() and not final.is_dir())
     if final.is_dir() and not final.is_symlink():
         try:
             return _open(final)
         except Exception as exc:  # noqa: BLE001 - a damaged entry is rebuilt, never trusted
             if is_resource_error(exc):  # the machine, not the entry, failed: keep it
                 raise resource_error(final, exc) from exc
+            damaged = True
     table = pa.table(dict(build()))
     try:
-        _remove(final)
+        if damaged:  # only what was found damaged: a concurrent writer's fresh entry stays
+            _remove(final)
         _write(final, table)
     except OSError as exc:
         warnings.warn(f"{final.parent}: the cache cannot be written ({exc.strerror or exc}); the table is used "
