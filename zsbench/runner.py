@@ -24,6 +24,7 @@ import zsbench
 from zsbench import protocol
 from zsbench.calibration import ausuc, oracle_h, sweep
 from zsbench.data.finite import finite_bundle
+from zsbench.environment import environment, pin_numerics
 from zsbench.errors import UserError
 from zsbench.identity import RunIdentity, code_identity, data_identity, git_state
 from zsbench.interfaces import DatasetBundle, Scores
@@ -160,6 +161,7 @@ def _provenance(task: Task, registry: Registry, device: torch.device) -> dict[st
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "environment": environment(),
         "spec_name": task.spec_name,
         "spec_hash": task.spec_hash,
         "run_key": task.key,
@@ -332,10 +334,9 @@ class LocalBackend:
         return self._bundles[spec.label]
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, list[ResultRow] | Failure]]:
-        if self.threads:
-            # The models benchmarked here are small: on a busy CPU, torch's thread pool spends more
-            # on synchronisation than it gains (measured 15x slower with 2 threads on 2 busy cores).
-            torch.set_num_threads(self.threads)
+        # The models benchmarked here are small: on a busy CPU, torch's thread pool spends more
+        # on synchronisation than it gains (measured 15x slower with 2 threads on 2 busy cores).
+        pin_numerics(self.threads)
         for task in tasks:
             bundle = self.bundle(task.dataset)  # data errors stop the whole run: every task would fail
             try:
