@@ -227,3 +227,19 @@ def test_every_module_an_evaluation_runs_is_in_the_code_identity(tmp_path, monke
     ran = {f for f in executed if f.startswith(zsbench_root) or "/plugins/zsbench_" in f}
     assert ran - hashed == set(), f"ran during an evaluation but not in its code identity: {sorted(ran - hashed)}"
     assert {"zsbench.spec", "zsbench.encoders"} <= set(identity.core_modules(roots))
+
+
+def test_an_edit_to_any_core_module_changes_the_run_key(tmp_path, monkeypatch):
+    """Reversing the grid order in spec.py, say, must recompute every run, not reuse old rows."""
+    original = identity._module_file
+    base = identity.core_source_hash()
+    modules = identity.core_modules()
+    assert "zsbench.spec" in modules
+    for name in modules:
+        edited = tmp_path / f"{name}.py"
+        edited.write_bytes(original(name).read_bytes() + b"\n# edited\n")
+        monkeypatch.setattr(identity, "_module_file", lambda m, name=name, edited=edited: edited if m == name else original(m))
+        identity.core_source_hash.cache_clear()
+        assert identity.core_source_hash() != base, f"editing {name} leaves run keys unchanged"
+    monkeypatch.setattr(identity, "_module_file", original)
+    identity.core_source_hash.cache_clear()
