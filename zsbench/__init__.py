@@ -11,7 +11,6 @@ from typing import Any
 
 import pluggy
 
-from zsbench.environment import request_mkl_branch
 from zsbench.errors import DataError, PluginError, SpecError, UserError
 from zsbench.registry import get_registry
 from zsbench.schema import (
@@ -31,8 +30,6 @@ from zsbench.schema import (
 )
 
 __version__ = "0.1.0"
-
-request_mkl_branch()  # before anything calls MKL: see zsbench.environment
 
 hookimpl = pluggy.HookimplMarker("zsbench")
 

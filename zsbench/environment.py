@@ -8,11 +8,10 @@ torch's deterministic flag. ``environment()`` records them in every row's proven
 ``numeric_signature`` is the part two environments must share for results to be identical.
 
 ``pin_numerics`` removes what can be removed cheaply: one BLAS and OpenMP thread per task
-(reduction order), deterministic torch algorithms, and MKL's conditional-numerical-reproducibility
-branch ``COMPATIBLE`` (the same code path on Intel and AMD CPUs; by default MKL picks its kernels
-per CPU vendor and instruction set). The MKL branch only takes effect before MKL's first call,
-so ``zsbench`` sets ``MKL_CBWR`` when it is imported and the environment records the branch MKL
-actually uses.
+(reduction order) and deterministic torch algorithms. MKL picks its kernels per CPU vendor and
+instruction set, which is where results on Intel and AMD CPUs part; ``MKL_CBWR=COMPATIBLE`` in
+the environment makes MKL take one code path on both, but its matrix products are 2.3 to 3.4
+times slower here (docs/reproducibility.md), so it is left to the user and recorded.
 """
 
 from __future__ import annotations
@@ -24,21 +23,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-MKL_BRANCH = "COMPATIBLE"
 # mkl_cbwr.h: the branch query and the values it answers.
 _MKL_CBWR_BRANCH = 1
-_MKL_BRANCHES = {0: "OFF", 2: "AUTO", 3: "COMPATIBLE", 4: "SSE2", 6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2",
+_MKL_BRANCHES = {0: "OFF", 1: "OFF", 2: "AUTO", 3: "COMPATIBLE", 4: "SSE2", 6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2",
                  9: "AVX", 10: "AVX2", 11: "AVX512_MIC", 12: "AVX512", 13: "AVX512_MIC_E1", 14: "AVX512_E1"}
 # CPU flags that change which kernels torch, MKL or OpenBLAS dispatch to.
 _DISPATCH_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512", "amx", "asimd", "sve", "neon")
 # Environment variables that change kernels or threads.
 _SETTINGS = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "MKL_NUM_THREADS", "OMP_NUM_THREADS",
              "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "ATEN_CPU_CAPABILITY", "MKL_DEBUG_CPU_TYPE")
-
-
-def request_mkl_branch() -> None:
-    """Ask MKL for its vendor-independent code branch unless the user chose one (cheap, no torch)."""
-    os.environ.setdefault("MKL_CBWR", MKL_BRANCH)
 
 
 def pin_numerics(threads: int | None) -> None:
@@ -127,3 +120,20 @@ def numeric_signature(env: dict[str, Any]) -> dict[str, Any]:
     """What two environments must share for a rerun to give the same bits: everything recorded
     except the core count (threads are recorded, and pinned, separately)."""
     return {**env, "cpu": {k: v for k, v in env.get("cpu", {}).items() if k != "cores"}}
+
+
+def environment_differences(recorded: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
+    """Where two environments' numeric signatures differ, as ``path: recorded -> current``
+    (empty: a rerun here should give the same bits)."""
+    if not recorded:
+        return ["no environment recorded (a row from an older zsbench)"]
+
+    def flat(value: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(value, dict):
+            return {k: v for key, sub in value.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
+        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            return {k: v for i, sub in enumerate(value) for k, v in flat(sub, f"{prefix}{i}.").items()}
+        return {prefix.rstrip("."): value}
+
+    old, new = flat(numeric_signature(recorded)), flat(numeric_signature(current))
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
