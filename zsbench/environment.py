@@ -34,17 +34,13 @@ _SETTINGS = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "MKL_NUM_THREADS", "OMP_NUM_
              "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "ATEN_CPU_CAPABILITY", "MKL_DEBUG_CPU_TYPE")
 
 
-def pin_numerics(threads: int | None) -> None:
-    """Fix what makes reruns differ on one machine: thread counts and nondeterministic kernels.
-
-    ``threads`` is torch's intra-op thread count (None keeps torch's default); the BLAS and
-    OpenMP pools numpy and scipy use get one thread, so their reduction order never depends on
-    the cores a machine has."""
+def pin_numerics() -> None:
+    """Fix what makes reruns differ on one machine besides torch's thread count (the backends
+    set it): the BLAS and OpenMP pools numpy and scipy use get one thread, so their reduction
+    order never depends on the cores a machine has, and torch runs deterministic algorithms."""
     import torch
     from threadpoolctl import threadpool_limits
 
-    if threads:
-        torch.set_num_threads(threads)
     threadpool_limits(1)
     # warn_only: an op without a deterministic CPU kernel still runs (none of the built-in
     # methods uses one), with a warning rather than a failed run.

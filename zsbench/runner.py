@@ -263,6 +263,7 @@ def execute(
 ) -> list[ResultRow]:
     """Run one task through the protocol: choose on validation, refit on trainval, test once."""
     start = time.perf_counter()
+    pin_numerics()
     cache_dir = cache_dir or cache_home() / "runs" / task.key
     calibrators = build_calibrators(task, registry)
     # 1. Selection on the validation stage only.
@@ -334,9 +335,10 @@ class LocalBackend:
         return self._bundles[spec.label]
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, list[ResultRow] | Failure]]:
-        # The models benchmarked here are small: on a busy CPU, torch's thread pool spends more
-        # on synchronisation than it gains (measured 15x slower with 2 threads on 2 busy cores).
-        pin_numerics(self.threads)
+        if self.threads:
+            # The models benchmarked here are small: on a busy CPU, torch's thread pool spends more
+            # on synchronisation than it gains (measured 15x slower with 2 threads on 2 busy cores).
+            torch.set_num_threads(self.threads)
         for task in tasks:
             bundle = self.bundle(task.dataset)  # data errors stop the whole run: every task would fail
             try:
