@@ -191,3 +191,61 @@ def test_leaderboard_flags_or_refuses_stale_rows(tmp_path, monkeypatch, capsys):
         main([*args, "--stale", "refuse"])
     err = " ".join(capsys.readouterr().err.split())
     assert exit_.value.code == 2 and "1 of 1 result row(s) did not come from the current code and data" in err
+
+
+def test_every_module_an_evaluation_runs_is_in_the_code_identity(tmp_path, monkeypatch):
+    """Traces a real run (CLAREL with its encoders, a calibrator, the synthetic loaders) and
+    requires every zsbench source file it executed to be hashed into the run key: the runner's
+    execute path, a core module, or a component's package."""
+    from zsbench.registry import get_registry
+    from zsbench.runner import execute, identify, plan
+
+    monkeypatch.setenv("ZSBENCH_DATA", str(tmp_path / "data"))
+    registry = get_registry()
+    raw = {"name": "trace", "seeds": 1, "datasets": [{"name": "synthetic"}],
+           "methods": [{"name": "clarel", "method": "clarel", "embed_dim": 16, "steps": 4, "eval_every": None,
+                        "checkpoint_every": None, "text_encoder": {"name": "class-projection"},
+                        "grid": {"image_encoder": [{"name": "feature-projection"}]},
+                        "calibrators": ["none", "metric-rescaling"]}]}
+    spec = parse_spec(raw, "trace.yaml", registry)
+    backend = LocalBackend(registry, torch.device("cpu"), show_progress=False)
+    bundle = backend.bundle(spec.datasets[0])
+    [task] = identify(plan(spec), registry, {"synthetic": bundle})
+    executed = set()
+
+    def record(frame, event, arg):
+        executed.add(frame.f_code.co_filename)
+
+    sys.setprofile(record)
+    try:
+        execute(task, registry, bundle, torch.device("cpu"), tmp_path / "cache", show_progress=False)
+    finally:
+        sys.setprofile(None)
+    code = task.identity.code
+    roots = {m for c in code["components"].values() for m in identity._zsbench_imports(c)}
+    hashed = {str(identity._module_file(m)) for m in identity.core_modules(roots)}
+    # The runner's execute path is hashed function by function; identity.py runs only to compute
+    # the run key and provenance, which are not numbers.
+    hashed |= {str(identity._module_file(identity.RUNNER)), str(identity._module_file("zsbench.identity"))}
+    for package in code["packages"]:
+        hashed |= {str(p) for p in identity.package_files(package)[1]}
+    zsbench_root = str(Path(identity.__file__).resolve().parent)
+    ran = {f for f in executed if f.startswith(zsbench_root) or "/plugins/zsbench_" in f}
+    assert ran - hashed == set(), f"ran during an evaluation but not in its code identity: {sorted(ran - hashed)}"
+    assert {"zsbench.spec", "zsbench.encoders"} <= set(identity.core_modules(roots))
+
+
+def test_an_edit_to_any_core_module_changes_the_run_key(tmp_path, monkeypatch):
+    """Reversing the grid order in spec.py, say, must recompute every run, not reuse old rows."""
+    original = identity._module_file
+    base = identity.core_source_hash()
+    modules = identity.core_modules()
+    assert "zsbench.spec" in modules
+    for name in modules:
+        edited = tmp_path / f"{name}.py"
+        edited.write_bytes(original(name).read_bytes() + b"\n# edited\n")
+        monkeypatch.setattr(identity, "_module_file", lambda m, name=name, edited=edited: edited if m == name else original(m))
+        identity.core_source_hash.cache_clear()
+        assert identity.core_source_hash() != base, f"editing {name} leaves run keys unchanged"
+    monkeypatch.setattr(identity, "_module_file", original)
+    identity.core_source_hash.cache_clear()

@@ -3,8 +3,10 @@
 Code identity hashes *source*, not a git commit: rows are committed by a later commit than the one
 that produced them, so a commit can never be the thing compared. It covers
 
-- the core modules on the result path (``CORE_MODULES``, and the runner's execute path,
-  ``CORE_FUNCTIONS``): the protocol, calibration sweeps, metrics, records and data loaders;
+- the runner's execute path (``CORE_FUNCTIONS``) and every zsbench module it, or a component's
+  package, reaches through its import statements (``core_modules``: the protocol, calibration
+  sweeps, metrics, records, the spec's grid expansion, the shared encoders, the data loaders),
+  found by reading the source, so the list cannot fall behind the code;
 - for every component a run uses (its method, the encoders and losses named in its options and
   grid, its calibrators, its data set), every ``.py`` file of the top-level package that defines
   the component's factory, with that distribution's version.
@@ -25,10 +27,10 @@ not for comparison.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
 import importlib.util
-import inspect
 import json
 import os
 import subprocess
@@ -46,20 +48,11 @@ from zsbench.paths import cache_home
 from zsbench.registry import Registry
 from zsbench.spec import _component_kind  # the spec's rule for which options name components
 
-CORE_MODULES = (
-    "zsbench.protocol",
-    "zsbench.calibration",
-    "zsbench.metrics",
-    "zsbench.interfaces",
-    "zsbench.data.bundle",
-    "zsbench.data.cache",
-    "zsbench.data.xlsa17",
-    "zsbench.data.reed_text",
-    "zsbench.data.raw_images",
-    "zsbench.data.synthetic",
-)
-# The runner module also holds backends and the resume driver, which do not change numbers.
+# The runner module also holds backends and the resume driver, which do not change numbers: of it,
+# only the execute path counts. Every zsbench module these functions reach through imports counts
+# whole (``core_modules``).
 CORE_FUNCTIONS = ("execute", "fit_and_score", "build_calibrators", "select_on_validation", "_options", "seed_everything")
+RUNNER = "zsbench.runner"
 HASH_CACHE_FILE = "sha256.json"
 _CHUNK = 1 << 20
 
@@ -75,18 +68,82 @@ def _digest(parts: Iterable[bytes]) -> str:
 # --------------------------------------------------------------------------- code
 
 
-@cache
-def core_source_hash() -> str:
-    """Hash of the core code every result passes through (computed once per process)."""
-    from zsbench import runner
+def _module_file(name: str) -> Path | None:
+    """The source file of zsbench module ``name`` (None when there is none), found without
+    importing anything."""
+    path = Path(__file__).resolve().parent.joinpath(*name.split(".")[1:])
+    for candidate in (path / "__init__.py", path.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
 
+
+def _imported_modules(tree: ast.AST, importer: str, is_package: bool) -> set[str]:
+    """The zsbench modules (and the packages above them, which importing runs) that the import
+    statements anywhere in ``tree`` name, those inside functions included."""
+    base = importer if is_package else importer.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            parent = base.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(filter(None, (parent, node.module)))
+            # ``from package import name``: name may be a submodule.
+            names = [module] + [f"{module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] == "zsbench" and _module_file(name) is not None:
+                parts = name.split(".")
+                found.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return found
+
+
+def _runner_roots() -> set[str]:
+    """The modules the runner's execute path uses: of the runner's imports, those binding a name
+    that one of ``CORE_FUNCTIONS`` refers to (read from the source, so identity never imports
+    the runner, which imports identity)."""
+    tree = ast.parse(_module_file(RUNNER).read_text())
+    used = {n.id for f in tree.body if isinstance(f, ast.FunctionDef) and f.name in CORE_FUNCTIONS
+            for n in ast.walk(f) if isinstance(n, ast.Name)}
+    roots = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom | ast.Import):
+            bound = {(a.asname or a.name).split(".")[0] for a in node.names}
+            if bound & used:
+                roots |= _imported_modules(node, RUNNER, False)
+    return roots
+
+
+def core_modules(roots: Iterable[str] = ()) -> list[str]:
+    """Every zsbench module the runner's execute path (and ``roots``) reach through imports,
+    the runner itself excepted (its execute path is hashed function by function)."""
+    seen, todo = set(), [*_runner_roots(), *roots]
+    while todo:
+        name = todo.pop()
+        if name in seen or name == RUNNER:
+            continue
+        seen.add(name)
+        path = _module_file(name)
+        todo += _imported_modules(ast.parse(path.read_text()), name, path.name == "__init__.py")
+    return sorted(seen)
+
+
+def _runner_functions_source() -> list[bytes]:
+    tree = ast.parse(source := _module_file(RUNNER).read_text())
+    functions = {f.name: ast.get_source_segment(source, f) for f in tree.body if isinstance(f, ast.FunctionDef)}
+    return [part for name in CORE_FUNCTIONS for part in (name.encode(), functions[name].encode())]
+
+
+@cache
+def core_source_hash(roots: frozenset[str] = frozenset()) -> str:
+    """Hash of the core code every result passes through: ``core_modules(roots)`` and the
+    runner's execute path (computed once per process and set of roots)."""
     parts = []
-    for name in CORE_MODULES:
-        module = importlib.import_module(name)
-        parts += [name.encode(), Path(module.__file__).read_bytes()]
-    for name in CORE_FUNCTIONS:
-        parts += [name.encode(), inspect.getsource(getattr(runner, name)).encode()]
-    return _digest(parts)
+    for name in core_modules(roots):
+        parts += [name.encode(), _module_file(name).read_bytes()]
+    return _digest(parts + _runner_functions_source())
 
 
 def package_files(module_name: str) -> tuple[str, list[Path]]:
@@ -100,6 +157,14 @@ def package_files(module_name: str) -> tuple[str, list[Path]]:
         files = [p for loc in spec.submodule_search_locations for p in Path(loc).rglob("*.py")]
         return top, sorted(files)
     return top, [Path(spec.origin)]
+
+
+def _zsbench_imports(module_name: str) -> set[str]:
+    """The zsbench modules a component's package imports (its helpers, e.g. ``zsbench.encoders``)."""
+    top, files = package_files(module_name)
+    if top == "zsbench":
+        return {module_name}
+    return {m for path in files for m in _imported_modules(ast.parse(path.read_text()), top, False)}
 
 
 def _package_source_hash(module_name: str) -> tuple[str, str]:
@@ -178,7 +243,7 @@ def code_identity(registry: Registry, method: Mapping[str, Any], dataset: Mappin
     registry does not know (any more) is recorded as missing."""
     import zsbench
 
-    components, packages = {}, {}
+    components, packages, roots = {}, {}, set()
     for kind, name in components_used(method, dataset):
         try:
             entry = registry.get(kind, name)
@@ -191,7 +256,9 @@ def code_identity(registry: Registry, method: Mapping[str, Any], dataset: Mappin
             top, source = _package_source_hash(entry.factory.__module__)
         components[f"{kind}:{name}"] = top
         packages[top] = {"distribution": entry.distribution, "version": entry.version, "source": source}
-    return {"zsbench": zsbench.__version__, "core": core_source_hash(), "components": components, "packages": packages}
+        roots |= _zsbench_imports(entry.factory.__module__)
+    return {"zsbench": zsbench.__version__, "core": core_source_hash(frozenset(roots)), "components": components,
+            "packages": packages}
 
 
 def code_differences(recorded: Mapping[str, Any] | None, current: Mapping[str, Any]) -> list[str]:

@@ -24,6 +24,7 @@ import zsbench
 from zsbench import protocol
 from zsbench.calibration import ausuc, oracle_h, sweep
 from zsbench.data.finite import finite_bundle
+from zsbench.environment import environment, pin_numerics
 from zsbench.errors import UserError
 from zsbench.identity import RunIdentity, code_identity, data_identity, git_state
 from zsbench.interfaces import DatasetBundle, Scores
@@ -160,6 +161,7 @@ def _provenance(task: Task, registry: Registry, device: torch.device) -> dict[st
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "environment": environment(),
         "spec_name": task.spec_name,
         "spec_hash": task.spec_hash,
         "run_key": task.key,
@@ -267,6 +269,7 @@ def execute(
 ) -> list[ResultRow]:
     """Run one task through the protocol: choose on validation, refit on trainval, test once."""
     start = time.perf_counter()
+    pin_numerics()
     cache_dir = cache_dir or cache_home() / "runs" / task.key
     calibrators = build_calibrators(task, registry)
     # 1. Selection on the validation stage only.

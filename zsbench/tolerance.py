@@ -1,14 +1,39 @@
-"""How far a method's H may move when its run is repeated on another machine.
+"""How far a published row may move when rerun in another numeric environment (another CPU
+family, BLAS branch, kernel set or thread count), per method: measured, not guessed.
 
-Absolute tolerances on H, as a fraction in [0, 1] (the rows' unit), measured by rerunning under
-varied thread, BLAS and kernel settings; a method not measured gets 0.0: exact.
+Each value is the largest difference of one row (one method, calibrator and seed) seen between
+the committed FLO rows and reruns of them on an AMD EPYC under varied settings (MKL's per-CPU
+and ``COMPATIBLE`` branches; for ALE also torch's AVX2 and default kernels and two threads),
+rounded up in the second significant digit. docs/reproducibility.md gives the commands and the
+runs behind every number. A method that was not measured gets an infinite tolerance: nothing is
+known about how far its rows move, so no difference between them counts as a ranking.
 """
 
 from __future__ import annotations
 
-TOLERANCES: dict[str, float] = {}
+import math
+
+# Absolute, in the rows' unit (a fraction in [0, 1]): (H, u and s).
+_MEASURED: dict[str, tuple[float, float]] = {
+    "eszsl": (1e-6, 1e-6),  # closed form: identical in every run measured; 1e-6 is the floor
+    "random": (1e-6, 1e-6),  # identical in every run measured
+    "ale": (0.0042, 0.017),
+    "sje": (0.032, 0.053),  # seed 2 with calibrated stacking: the chosen learning rate flips
+    "devise": (0.0025, 0.0022),
+    "f-clswgan": (0.015, 0.036),  # seed 0, one rerun only
+    "cada-vae": (0.014, 0.050),  # seed 0, one rerun only
+}
+
+
+def _measured(method: str) -> tuple[float, float]:
+    return _MEASURED.get(method, (math.inf, math.inf))
 
 
 def cross_machine_tolerance(method: str) -> float:
-    """The absolute tolerance on ``method``'s H across machines (0.0: reproduces exactly)."""
-    return TOLERANCES.get(method, 0.0)
+    """Largest absolute change of a row's H measured for ``method`` across environments."""
+    return _measured(method)[0]
+
+
+def cross_machine_accuracy_tolerance(method: str) -> float:
+    """Largest absolute change of a row's u or s measured for ``method`` across environments."""
+    return _measured(method)[1]
