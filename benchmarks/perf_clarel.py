@@ -165,12 +165,14 @@ def text_data(kind: str) -> tuple[FitData, str]:
 
 
 PAPER, QUARTER = {"name": "cnn-lstm"}, {"name": "cnn-lstm", "filters": 64, "lstm_hidden": 128}
+HALF = {"name": "cnn-lstm", "filters": 128, "lstm_hidden": 256}  # benchmarks/cub50.yaml's
 FROZEN = {"name": "cnn-lstm", "word_vectors": "<random 300-d vectors>"}  # the file is written per run
 MINILM = {"name": "hf-text", "model_path": "all-MiniLM-L6-v2"}
 TEXT_MODES = {  # name: (label, text encoder, texts_per_image)
     "cnn-all": ("cnn-lstm, all sentences (the paper's)", PAPER, None),
     "cnn-k1": ("cnn-lstm, 1 sampled sentence", PAPER, 1),
     "cnn-frozen-k1": ("cnn-lstm, frozen word vectors (the paper's), 1 sampled sentence", FROZEN, 1),
+    "cnn-half-k1": ("cnn-lstm at 1/2 width (cub50.yaml's), 1 sampled sentence", HALF, 1),
     "cnn-quarter-k1": ("cnn-lstm at 1/4 width, 1 sampled sentence", QUARTER, 1),
     "minilm-all": ("hf-text MiniLM (frozen, cached), all sentences", MINILM, None),
 }
