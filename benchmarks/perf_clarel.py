@@ -2,8 +2,8 @@
 
 Modes, all through the public API (``get_registry().build("method", "clarel", ...)`` and
 ``method.fit``): per-instance text on the real CUB captions of ../shared/data/cub-subset
-(trainval, 10 per image; synthetic sentences with ``--text-data synthetic`` or when absent) with
-the cnn-lstm sentence encoder at the paper's sizes averaging all of an image's sentences (the
+(trainval, 10 per image; ../shared/data/cub50 with ``--text-data cub50``; synthetic sentences
+with ``--text-data synthetic`` or when absent) with the cnn-lstm sentence encoder at the paper's sizes averaging all of an image's sentences (the
 paper's) or 1 sampled per step, at a quarter of the width, and with a frozen, cached MiniLM
 (hf-text); and class-level (1280-d image features, 1024-d class embeddings: FLO's shapes, the
 real FLO trainval set from ../shared/data/flo when present). Step times come from
@@ -13,7 +13,7 @@ the rest (Python, autograd bookkeeping, dispatch).
 
     python benchmarks/perf_clarel.py [--device cpu|cuda] [--threads 1] [--fits 2]
         [--text-steps 8] [--class-steps 200] [--profile-steps 20] [--modes all]
-        [--text-data real|synthetic]
+        [--text-data real|cub50|synthetic]
 """
 
 from __future__ import annotations
@@ -147,26 +147,32 @@ def synthetic_text_data() -> tuple[FitData, str]:
     return data, source
 
 
+TEXT_DATA = {"real": "cub-subset", "cub50": "cub50"}  # --text-data: the folder of ../shared/data
+
+
 def text_data(kind: str) -> tuple[FitData, str]:
-    cub = SHARED_DATA / "cub-subset"
+    cub = SHARED_DATA / TEXT_DATA.get(kind, "cub-subset")
     if kind == "synthetic" or not (cub / "efficientnet_lite0.mat").exists():
         return synthetic_text_data()
-    bundle = get_registry().build("dataset", "cub", root=cub, features="efficientnet_lite0.mat", images=False)
+    bundle = get_registry().build("dataset", "cub", root=cub, features="efficientnet_lite0.mat",
+                                  splits="att_splits.mat", images=False)
     data = fit_data(bundle, test_stage(bundle))
     words = [len(s.split()) for group in data.texts for s in group]
-    source = (f"real CUB captions (cub-subset trainval): {len(data.labels)} images of "
+    source = (f"real CUB captions ({cub.name} trainval): {len(data.labels)} images of "
               f"{data.classes.num_seen} seen classes, 1280-d EfficientNet-Lite0 features, "
               f"{len(words):,} captions of {np.mean(words):.1f} words on average")
     return data, source
 
 
 PAPER, QUARTER = {"name": "cnn-lstm"}, {"name": "cnn-lstm", "filters": 64, "lstm_hidden": 128}
+HALF = {"name": "cnn-lstm", "filters": 128, "lstm_hidden": 256}  # benchmarks/cub50.yaml's
 FROZEN = {"name": "cnn-lstm", "word_vectors": "<random 300-d vectors>"}  # the file is written per run
 MINILM = {"name": "hf-text", "model_path": "all-MiniLM-L6-v2"}
 TEXT_MODES = {  # name: (label, text encoder, texts_per_image)
     "cnn-all": ("cnn-lstm, all sentences (the paper's)", PAPER, None),
     "cnn-k1": ("cnn-lstm, 1 sampled sentence", PAPER, 1),
     "cnn-frozen-k1": ("cnn-lstm, frozen word vectors (the paper's), 1 sampled sentence", FROZEN, 1),
+    "cnn-half-k1": ("cnn-lstm at 1/2 width (cub50.yaml's), 1 sampled sentence", HALF, 1),
     "cnn-quarter-k1": ("cnn-lstm at 1/4 width, 1 sampled sentence", QUARTER, 1),
     "minilm-all": ("hf-text MiniLM (frozen, cached), all sentences", MINILM, None),
 }
@@ -429,8 +435,8 @@ def main() -> None:
     parser.add_argument("--class-steps", type=int, default=200, help="timed steps per fit in class-level mode")
     parser.add_argument("--profile-steps", type=int, default=20, help="profiled steps (at most a fit's timed steps)")
     parser.add_argument("--modes", default="all", help=f"comma-separated: {', '.join(TEXT_MODES)}, class")
-    parser.add_argument("--text-data", choices=("real", "synthetic"), default="real",
-                        help="real CUB captions (cub-subset) or synthetic sentences")
+    parser.add_argument("--text-data", choices=(*TEXT_DATA, "synthetic"), default="real",
+                        help="real CUB captions (cub-subset or cub50) or synthetic sentences")
     parser.add_argument("--fragment", default="clarel", help="docs/perf/<fragment>-<device>.md to write")
     parser.add_argument("--no-write", action="store_true", help="print the figures only")
     parser.add_argument("--baseline", type=Path, default=None,

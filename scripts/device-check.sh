@@ -12,6 +12,8 @@
 # the (git-ignored) checkout first, carry it along and point ZSBENCH_DATA at it:
 #   mkdir -p .device-data && cp -r ../shared/data/flo .device-data/    (about 31 MB)
 #   ZSBENCH_DATA=.device-data bash scripts/device-check.sh
+# With ../shared/data/cub50 copied there too (27 MB), the cub50 step times CLAREL's CNN-BiLSTM at
+# the paper's sizes, unchanged, on the real cub50 captions.
 # BUDGET is the seconds it may take (540).
 # It exits non-zero when any step failed.
 set -uo pipefail
@@ -50,6 +52,10 @@ step versions 60 "$py" -c "import torch, zsbench; print('torch', torch.__version
 ZSBENCH_REQUIRE_CUDA=1 step cuda-tests 180 "$py" -m pytest -q -p no:cacheprovider -m cuda -rs tests/test_cuda.py tests/test_cuda_backbones.py
 step perf-calibration 60 "$py" benchmarks/perf_calibration.py --device cuda
 step perf-clarel 150 "$py" benchmarks/perf_clarel.py --device cuda --threads 0
+if [ -f "${ZSBENCH_DATA:-../shared/data}/cub50/efficientnet_lite0.mat" ]; then
+    step cub50 120 "$py" benchmarks/perf_clarel.py --device cuda --threads 0 --text-data cub50 \
+        --modes cnn-all,cnn-k1 --fragment captions-cub50
+fi
 step perf-features 90 "$py" benchmarks/perf_features.py --device cuda --threads 0
 step perf-backbones 90 "$py" benchmarks/perf_backbones.py --device cuda --threads 0
 parallel=()

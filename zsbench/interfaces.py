@@ -62,6 +62,9 @@ class DatasetBundle:
     caption_encoder: str | None = None  # the sentence encoder's name, said in the leaderboard
     prototype_captions: str = "stage"  # one of PROTOTYPE_CAPTIONS
     embeddings_info: str = ""  # what class_embeddings are, e.g. "class embeddings (att, 312-d)"
+    # (C, E) Reed et al.'s class-level sentence embeddings (CUB's sent_splits.mat), a second kind
+    # of class-level side information beside class_embeddings (e.g. attributes).
+    class_sentences: np.ndarray | None = None
 
     @property
     def num_classes(self) -> int:

@@ -170,14 +170,18 @@ def class_side(bundle: DatasetBundle, stage: Stage, side: str = "auto") -> Class
             by_class[int(bundle.labels[i])].extend(bundle.texts[i])
         texts = tuple(tuple(by_class[int(c)]) for c in ids)
     if side == "caption-means":
-        _require(bundle, side, bundle.caption_embeddings, "per-image caption embeddings "
-                 "(the dataset's caption_model option)")
+        _require(bundle, side, bundle.caption_embeddings, "per-image caption embeddings (the "
+                 "dataset's caption_model option, over text_c10/<class folder>/<image>.txt)")
         rows = bundle.caption_embeddings[allowed]
         embeddings = np.stack([rows[bundle.labels[allowed] == c].mean(0) for c in ids])
+    elif side == "class-sentences":
+        _require(bundle, side, bundle.class_sentences, "class sentence embeddings (`att` of "
+                 "sent_splits.mat in the data folder)")
+        embeddings = bundle.class_sentences[ids]
     elif side != "captions" and bundle.class_embeddings is not None:
         embeddings = bundle.class_embeddings[ids]
     if side == "captions":
-        _require(bundle, side, texts, "per-image texts")
+        _require(bundle, side, texts, "per-image texts (text_c10/<class folder>/<image>.txt)")
     return ClassSide(
         ids=ids,
         names=tuple(bundle.class_names[c] for c in ids),
@@ -194,6 +198,9 @@ def side_information(bundle: DatasetBundle, side: str = "auto") -> str:
     if side == "caption-means":
         width = bundle.caption_embeddings.shape[1] if bundle.caption_embeddings is not None else "?"
         return f"class-mean caption embeddings ({bundle.caption_encoder}, {width}-d)"
+    if side == "class-sentences":
+        width = bundle.class_sentences.shape[1] if bundle.class_sentences is not None else "?"
+        return f"class sentence embeddings (sent_splits.mat, {width}-d)"
     if side == "class-embeddings":
         return bundle.embeddings_info or "class embeddings"
     return bundle.side_information

@@ -6,6 +6,7 @@ Folder layout (all but the split file optional, as long as features or images ar
 
     <root>/res101.mat          feature file (any name, same layout)
     <root>/att_splits.mat      split file with class embeddings
+    <root>/sent_splits.mat     CUB: Reed et al.'s class sentence embeddings (with the same split)
     <root>/text_c10/<class>/<image>.txt
     <root>/CUB_200_2011/...    or  <root>/jpg/ + imagelabels.mat + setid.mat (raw images)
 
@@ -30,6 +31,7 @@ from zsbench.interfaces import DatasetBundle
 
 TEXT_MODES = ("auto", "instance", "none")
 TEXT_FOLDER = "text_c10"
+SENTENCES_FILE = "sent_splits.mat"  # xlsa17 CUB's class-level sentence embeddings
 TEXT_FORMAT = "cleaned-v2"  # in the table's cache key: bump when reading texts changes
 
 
@@ -78,6 +80,10 @@ def load_xlsa17_bundle(
         labels = _labels_by_name(labels, raw.class_names, class_names)
     image_files = _image_files(table, raw, feature_path if has_features else None)
     embeddings = split_file.class_embeddings
+    sentence_path, sentence_files = root / SENTENCES_FILE, ()
+    sentences = embeddings if split_path.name == SENTENCES_FILE else None
+    if sentences is None and sentence_path.is_file():
+        sentences, sentence_files = _class_sentences(sentence_path, labels, class_names), (sentence_path,)
     embeddings_info = f"class embeddings ({split_path.stem.split('_')[0]}, {embeddings.shape[1]}-d)"
     side = [embeddings_info]
     if use_text:
@@ -92,12 +98,31 @@ def load_xlsa17_bundle(
         image_files=image_files,
         texts=cache.read_column(table, "texts") if use_text else None,
         class_embeddings=embeddings,
+        class_sentences=sentences,
         side_information=" + ".join(side),
         embeddings_info=embeddings_info,
         source=f"{root} ({', '.join(p.name for p in (feature_path, split_path, text_dir) if p.exists())})",
         origins={"features": str(feature_path), "class_embeddings": f"{split_path}: `att`"},
-        files=_files_read(feature_path, split_path, text_dir if use_text else None, raw, image_files),
+        files=_files_read(feature_path, split_path, text_dir if use_text else None, raw, image_files)
+        + sentence_files,
     )
+
+
+def _class_sentences(path: Path, labels: np.ndarray, class_names: tuple[str, ...]) -> np.ndarray:
+    """``att`` of a second split file (CUB's ``sent_splits.mat``) as rows of ``class_names``: its
+    classes must be the same ones, in any order when it names them."""
+    other = load_splits(path, len(labels), labels)
+    if other.class_names is None:
+        if len(other.class_embeddings) != len(class_names):
+            raise DataError(path, f"`att` describes {len(other.class_embeddings)} classes, but the "
+                                  f"split file describes {len(class_names)}")
+        return other.class_embeddings
+    missing = sorted(set(class_names) - set(other.class_names))
+    if missing:
+        raise DataError(path, f"`allclasses_names` lacks class {missing[0]!r} of the split file "
+                              f"({len(missing)} missing)")
+    position = {n: k for k, n in enumerate(other.class_names)}
+    return other.class_embeddings[[position[n] for n in class_names]]
 
 
 def _files_read(feature_path: Path, split_path: Path, text_dir: Path | None, raw: RawImages | None,
