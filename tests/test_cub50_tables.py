@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from zsbench.export import read_jsonl_rows
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cub_subset_tables.py"
 spec = importlib.util.spec_from_file_location("cub_subset_tables", SCRIPT)
 tables = importlib.util.module_from_spec(spec)
@@ -19,9 +21,14 @@ spec.loader.exec_module(tables)
 SIDES = {"attributes": "class embeddings (att, 312-d)", "sentences": "class sentence embeddings (sent_splits.mat, 1024-d)"}
 
 
+# A published row as the template: the script reads rows through the one row schema.
+TEMPLATE = read_jsonl_rows(Path(__file__).resolve().parents[1] / "docs" / "leaderboard" / "results" / "flo.jsonl")[0]
+
+
 def row(method: str, plugin: str, calibrator: str, seed: int, H: float, val_H: float, side: str) -> dict:
-    return {"run_key": f"{method}/{calibrator}/{seed}", "spec_name": "cub50", "dataset": "cub50", "method": method, "method_plugin": plugin,
-            "calibrator": calibrator, "seed": seed, "H": H, "u": H / 2, "s": H, "zsl": H, "val_H": val_H,
+    return {**TEMPLATE, "run_key": f"{method}/{calibrator}/{seed}", "spec_name": "cub50", "dataset": "cub50",
+            "method": method, "method_plugin": plugin, "calibrator": calibrator, "seed": seed,
+            "H": H, "u": H, "s": H, "zsl": H, "val_H": val_H, "val_u": val_H, "val_s": val_H,
             "side_information": side}
 
 
