@@ -4,8 +4,11 @@
 # rows with their full provenance to docs/leaderboard/results/<data set>.jsonl, then write the
 # pages from those committed rows (refusing any row whose code or data identity is not the
 # current one): every data set's and method's page, the aggregate ranking, the method x backbone
-# pages, and docs/leaderboard/_top-rows.md, the home page's current results. Published specs: benchmarks/flo-efficientnet.yaml (FLO) and
-# benchmarks/cub-subset.yaml (CUB classes 001-010, real captions).
+# pages, and the snippets docs pages include: docs/leaderboard/_top-rows.md (the home page's
+# current results), _run-times.md (each data set's run time) and, from every
+# benchmarks/*_tables.py (which takes --results and --out), its data set's tables. Published
+# specs: benchmarks/flo-efficientnet.yaml (FLO) and benchmarks/cub-subset.yaml (CUB classes
+# 001-010, real captions).
 #
 #   scripts/regenerate-leaderboard.sh [DATA_ROOT]     (default: ../shared/data)
 #
@@ -15,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export ZSBENCH_DATA="$(cd "${1:-../shared/data}" && pwd)"
 ZSBENCH="${ZSBENCH:-.venv/bin/zsbench}"
+PYTHON="${PYTHON:-.venv/bin/python}"  # runs benchmarks/*_tables.py
 SPECS=(benchmarks/flo-efficientnet.yaml benchmarks/cub-subset.yaml)
 OUT=docs/leaderboard
 work="$(mktemp -d)"
@@ -44,4 +48,8 @@ for spec in "${SPECS[@]}"; do
 done
 rm -f "$OUT"/*.md "$OUT"/*.png  # every page is generated: none of a data set no longer published stays
 "$ZSBENCH" leaderboard --results "$OUT/results" --out "$OUT" --stale refuse
+# The tables a docs page includes as snippets (docs/leaderboard/_<data set>-*.md), from the same rows.
+for tables in benchmarks/*_tables.py; do
+  "$PYTHON" "$tables" --results "$OUT/results" --out "$OUT"
+done
 echo "regenerated $OUT from $(git rev-parse --short HEAD 2>/dev/null || echo 'a non-git tree'); commit $OUT"

@@ -348,6 +348,18 @@ def render_top_rows(pages: Sequence[DatasetPage], folder: str, ranking: bool, to
     return "\n".join(lines)
 
 
+def render_run_times(pages: Sequence[DatasetPage]) -> str:
+    """Each data set's run time, the one figure every docs page quotes: the runs behind its rows
+    and the sum of their wall times (each run's fit, calibration and scoring, one core)."""
+    body = []
+    for page in pages:
+        runs = {r["run_key"]: r["wall_time"] for r in page.rows}
+        total = sum(runs.values())
+        body.append([page.title, len(runs), f"{total:.0f} s", f"{total / 60:.1f} min"])
+    head = ["data set", "runs", "run time (sum of the runs' wall times)", "minutes"]
+    return "\n".join([GENERATED, "", *table(head, body, right=head[1:])]) + "\n"
+
+
 def ranking_inputs(pages: Sequence[DatasetPage]) -> dict[str, dict[str, float]]:
     """data set -> method plugin -> mean test H of the plugin's entry validation prefers (the
     highest mean validation H among the plugin's validated rows)."""
