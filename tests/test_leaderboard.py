@@ -389,3 +389,16 @@ def test_run_times_count_each_run_once_whatever_its_calibrations(tmp_path):
     total = sum(10.0 * (seed + 1) + extra for seed in SEEDS for extra in (0, 1))
     assert f"| Flowers | {2 * len(SEEDS)} | {total:.0f} s | {total / 60:.1f} min |" in \
         (tmp_path / "_run-times.md").read_text()
+
+
+def test_the_header_states_classes_and_test_images_where_rows_recorded_them():
+    from zsbench.leaderboard_pages import context_block
+
+    counts = {"seen_classes": 7, "unseen_classes": 3, "test_seen_images": 78, "test_unseen_images": 127}
+    recorded = attrs.asdict(attrs.evolve(row("alpha-net", "none", 0),
+                                         provenance={**row("alpha-net", "none", 0).provenance, "counts": counts}))
+    older = attrs.asdict(row("alpha-net", "none", 1))
+    header = "\n".join(context_block([recorded, older]))
+    assert "- **Classes and test images**: 7 seen / 3 unseen classes; 78 seen-class + 127 unseen-class test " \
+           "images scored" in header
+    assert "Classes and test images" not in "\n".join(context_block([older]))  # older rows: omitted

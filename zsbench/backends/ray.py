@@ -25,7 +25,7 @@ import attrs
 
 from zsbench.errors import UserError
 from zsbench.registry import Registry
-from zsbench.runner import Failure, Task, execute, load_dataset, resolve_device
+from zsbench.runner import Failure, Task, execute, load_dataset, resolve_device, with_counts
 from zsbench.store import ResultRow
 
 PluginRef = tuple[str, str, str | None, str | None]  # plugin name, module name, distribution, version
@@ -126,7 +126,7 @@ def _run_task(task: Task, bundle, plugins: tuple[PluginRef, ...], strict: bool, 
         return _Refused(f"{device_origin}: {exc}")
     try:
         registry = _worker_registry(plugins, strict)
-        return execute(task, registry, bundle, resolved, show_progress=False)
+        return with_counts(execute(task, registry, bundle, resolved, show_progress=False), bundle, task.seed)
     except UserError as exc:
         return _Refused(str(exc))
 
