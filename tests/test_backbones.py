@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -271,6 +272,18 @@ def test_zsbench_features_reproduces_the_shared_lite0_file(tmp_path, cache):
     assert max(cosines[n] for n in cosines if n not in originals) < 0.9999  # downscaled copies differ
     quiet = zsbench("features", spec, "--out", out, "--quiet")  # cached: read back, no bar
     assert quiet.returncode == 0 and "efficientnet-lite0 features" not in quiet.stderr
+
+
+def test_features_reports_the_rate_of_the_images_it_encoded_not_of_cached_ones(tmp_path, cache):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"name": "f", "device": "cpu", "methods": [{"name": "eszsl"}],
+                                    "datasets": [{**SYNTHETIC, "backbone": TINY}]}))
+    first = zsbench("features", spec, "--out", tmp_path / "a.mat", "--quiet")
+    assert first.returncode == 0, first.stderr
+    assert re.search(r"72 images encoded in [0-9.]+ s, [0-9]+ images/s", first.stdout), first.stdout
+    again = zsbench("features", spec, "--out", tmp_path / "b.mat", "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert "read from the cache, no image encoded" in again.stdout and "images/s" not in again.stdout
 
 
 def test_features_command_errors(tmp_path):

@@ -138,7 +138,8 @@ def test_pages_have_independently_computed_cis_sorted_by_h(results_db, reported_
     out = tmp_path / "site"
     written = write_leaderboard(load_rows(results_db), out, load_reported(reported_file), with_plots=False)
     assert [p.relative_to(out).as_posix() for p in written] == [
-        "index.md", "flowers.md", "flowers/alpha-net.md", "flowers/beta-map.md", "cub.md", "_top-rows.md"
+        "index.md", "flowers.md", "flowers/alpha-net.md", "flowers/beta-map.md", "cub.md", "_top-rows.md",
+        "_run-times.md",
     ]
     page = (out / "flowers.md").read_text()
     assert page.startswith("---\nhide:\n  - toc\n---\n")  # the wide table gets the toc's width
@@ -273,7 +274,7 @@ def test_rows_without_curves_give_tables_and_no_calibration_plots(tmp_path):
     rows = [{**attrs.asdict(row("solo", "none", seed)), "curves": {}, "id": seed} for seed in SEEDS]
     written = write_leaderboard(rows, tmp_path / "out")  # no curves: only the bar chart to draw
     assert [p.relative_to(tmp_path / "out").as_posix() for p in written] == [
-        "index.md", "flowers.md", "flowers/page.h-bars.png", "flowers/solo.md", "_top-rows.md"
+        "index.md", "flowers.md", "flowers/page.h-bars.png", "flowers/solo.md", "_top-rows.md", "_run-times.md"
     ]
     page = written[1].read_text()
     assert "## Calibration" not in page and REPORTED_TITLE not in page and "## What calibration buys" not in page
@@ -376,3 +377,28 @@ def test_reported_numbers_join_the_one_page_measured_with_their_dataset_plugin()
     assert pages["cub-subset"].reported == [cub]  # no page named cub: the subset run's page
     assert pages["flo"].reported == [flo] and pages["flo[backbone=a]"].reported == []  # the name wins
     assert pages["awa2"].reported == [other] and not pages["awa2"].rows  # measured nowhere: own page
+
+
+def test_run_times_count_each_run_once_whatever_its_calibrations(tmp_path):
+    """Both calibrations of a run are rows of one run with one wall time: summed once."""
+    rows = [{**attrs.asdict(attrs.evolve(row(m, cal, seed), wall_time=10.0 * (seed + 1) + (m == "beta-map"))),
+             "curves": {}, "id": i}
+            for i, (m, cal, seed) in enumerate((m, cal, seed) for m in ("alpha-net", "beta-map")
+                                               for cal in ("none", "calibrated-stacking") for seed in SEEDS)]
+    write_leaderboard(rows, tmp_path, with_plots=False)
+    total = sum(10.0 * (seed + 1) + extra for seed in SEEDS for extra in (0, 1))
+    assert f"| Flowers | {2 * len(SEEDS)} | {total:.0f} s | {total / 60:.1f} min |" in \
+        (tmp_path / "_run-times.md").read_text()
+
+
+def test_the_header_states_classes_and_test_images_where_rows_recorded_them():
+    from zsbench.leaderboard_pages import context_block
+
+    counts = {"seen_classes": 7, "unseen_classes": 3, "test_seen_images": 78, "test_unseen_images": 127}
+    recorded = attrs.asdict(attrs.evolve(row("alpha-net", "none", 0),
+                                         provenance={**row("alpha-net", "none", 0).provenance, "counts": counts}))
+    older = attrs.asdict(row("alpha-net", "none", 1))
+    header = "\n".join(context_block([recorded, older]))
+    assert "- **Classes and test images**: 7 seen / 3 unseen classes; 78 seen-class + 127 unseen-class test " \
+           "images scored" in header
+    assert "Classes and test images" not in "\n".join(context_block([older]))  # older rows: omitted

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,27 @@ def compare(row: dict, old: dict, where: str) -> None:
     assert abs(row["H"] - old["H"]) <= h, f"{name}: H {row['H']:.6f} vs {old['H']:.6f}, {why}"
     for k in ("u", "s"):
         assert abs(row[k] - old[k]) <= acc, f"{name}: {k} {row[k]:.6f} vs {old[k]:.6f}, {why}"
+def test_the_regeneration_writes_every_leaderboard_snippet_a_docs_page_includes(tmp_path):
+    """What scripts/regenerate-leaderboard.sh writes after the runs, from the committed rows:
+    the leaderboard, then every benchmarks/*_tables.py; no page may include a snippet of
+    docs/leaderboard that neither writes (it would survive a regeneration stale, or be deleted)."""
+    script = (REPO / REGENERATE).read_text()
+    assert 'for tables in benchmarks/*_tables.py' in script and '--results "$OUT/results" --out "$OUT"' in script
+    main(["leaderboard", "--results", str(ROWS), "--out", str(tmp_path), "--no-plots", "--stale", "flag"])
+    for tables in sorted((REPO / "benchmarks").glob("*_tables.py")):
+        done = subprocess.run([sys.executable, str(tables), "--results", str(ROWS), "--out", str(tmp_path)],
+                              capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 0, f"{tables.name}: {done.stderr}"
+    included = {name for page in (REPO / "docs").rglob("*.md")
+                for name in re.findall(r'^\s*--8<--\s+"leaderboard/(_[^"/]+)"', page.read_text(), re.M)}
+    assert {"_top-rows.md", "_run-times.md", "_cub-subset-results.md"} <= included
+    # The regeneration script itself writes its runs' GNU times: no run here, so only its presence.
+    assert '"$OUT/_regeneration-times.md"' in script
+    included -= {"_regeneration-times.md"}
+    assert not [name for name in included if not (tmp_path / name).is_file()]
+    for name in included - {"_top-rows.md"}:  # the top rows mark rows stale where data files are absent
+        assert (tmp_path / name).read_text() == (REPO / "docs" / "leaderboard" / name).read_text(), \
+            f"docs/leaderboard/{name} is not from the committed rows; run {REGENERATE}"
 
 
 @pytest.mark.realdata

@@ -126,6 +126,8 @@ def test_same_rows_as_local_and_an_interrupted_run_resumes(ray_instance, registr
     assert len(done) == 1 and len(skipped) == 1 and not failures
     assert len(local) == len(rows) == 4  # 2 seeds x 2 calibrators
     assert _compared(rows) == _compared(local)
+    counts = {(r["seed"], r["calibrator"]): r["provenance"]["counts"] for r in local}  # the header's sizes
+    assert {(r["seed"], r["calibrator"]): r["provenance"]["counts"] for r in rows} == counts
 
 
 @pytest.mark.slow

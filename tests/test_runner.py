@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from zsbench.runner import Failure, LocalBackend, plan, run_spec
@@ -60,3 +61,18 @@ def test_changing_a_method_option_makes_a_new_run(toy_registry, tmp_path):
 def test_plan_is_the_full_grid(toy_registry):
     tasks = plan(parse_spec(SPEC, "toy.yaml", toy_registry))
     assert len(tasks) == 4 and len({t.key for t in tasks}) == 4
+
+
+def test_rows_record_the_classes_and_test_images_of_their_test_stage(toy_registry, tmp_path):
+    from zsbench import protocol
+    from zsbench.runner import load_dataset
+
+    rows = run(toy_registry, tmp_path)[3]
+    bundle = load_dataset(parse_spec(SPEC, "toy.yaml", toy_registry).datasets[0], toy_registry)
+    for r in rows:
+        stage = protocol.test_stage(bundle, r["seed"])
+        assert r["provenance"]["counts"] == {
+            "seen_classes": len(np.unique(bundle.labels[stage.eval_seen])),
+            "unseen_classes": len(np.unique(bundle.labels[stage.eval_unseen])),
+            "test_seen_images": len(stage.eval_seen), "test_unseen_images": len(stage.eval_unseen)}
+        assert r["provenance"]["counts"]["unseen_classes"] > 0

@@ -10,6 +10,8 @@ bundle then carries it as ``features``, exactly like a features file.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -72,8 +74,12 @@ def feature_name(encoder: Any, backbone: dict[str, Any]) -> str:
 
 
 def attach_backbone(bundle: DatasetBundle, backbone: dict[str, Any], registry: Registry,
-                    device: torch.device, show_progress: bool = True) -> DatasetBundle:
-    """``bundle`` with ``features`` extracted from its images by ``backbone`` (cached)."""
+                    device: torch.device, show_progress: bool = True,
+                    on_extracted: Callable[[int, float], None] | None = None) -> DatasetBundle:
+    """``bundle`` with ``features`` extracted from its images by ``backbone`` (cached).
+
+    ``on_extracted(images, seconds)`` is called only when images were actually encoded, so a
+    rate computed from it never counts features read back from the cache."""
     name = backbone_name(backbone)
     if bundle.image_files is None:
         raise UserError(
@@ -83,9 +89,15 @@ def attach_backbone(bundle: DatasetBundle, backbone: dict[str, Any], registry: R
         )
     encoder = build_backbone(backbone, registry, device, show_progress)
     key = cache.source_key(bundle.image_files, backbone=identity(encoder, backbone, registry, device))
-    table = cache.cached_table(
-        key, lambda: {"features": cache.matrix_column(extract(encoder, bundle.image_files, name))}
-    )
+
+    def build() -> dict[str, Any]:
+        start = time.perf_counter()
+        computed = extract(encoder, bundle.image_files, name)
+        if on_extracted is not None:
+            on_extracted(len(computed), time.perf_counter() - start)
+        return {"features": cache.matrix_column(computed)}
+
+    table = cache.cached_table(key, build)
     features = cache.read_matrix(table, "features")
     if len(features) != len(bundle.labels):
         raise UserError(f"backbone {name!r}: {len(features)} feature rows for {len(bundle.labels)} images")

@@ -36,6 +36,7 @@ from zsbench.leaderboard_pages import (
     render_index,
     render_page,
     render_ranking,
+    render_run_times,
     render_top_rows,
 )
 from zsbench.site_markdown import distinct, slug
@@ -49,6 +50,7 @@ DEFAULT_REPORTED = Path("benchmarks") / "reported.yaml"
 # The home page's results, included there as a snippet (excluded from the site as a page: its
 # links are relative to the home page). No slug starts with "_", so no page is named so.
 TOP_ROWS = "_top-rows.md"
+RUN_TIMES = "_run-times.md"  # each data set's run time, included by any docs page that quotes it
 REPORTED_KEYS = {"method", "dataset", "u", "s", "H", "zsl", "source", "notes", "features", "protocol"}
 REPORTED_METRICS = ("u", "s", "H", "zsl")
 
@@ -262,7 +264,9 @@ def write_leaderboard(
     index.write_text(render_index(pages, ranking is not None, groups))
     top = out_dir / TOP_ROWS
     top.write_text(render_top_rows(pages, out_dir.name, ranking is not None))
-    return [index, *written, top]
+    times = out_dir / RUN_TIMES
+    times.write_text(render_run_times(pages))
+    return [index, *written, top, times]
 
 
 # --------------------------------------------------------------------------- command
@@ -303,9 +307,10 @@ def leaderboard(results_paths: tuple[str, ...], out_dir: str, reported_path: str
                         "pass --out a folder you can write") from None
     for (dataset, method), count in sorted(failures.items()):
         click.echo(f"{dataset} / {method}: {count} failed run(s), not scored (zsbench results --failed)", err=True)
-    pages = sum(p.suffix == ".md" and p.name != TOP_ROWS for p in written)
+    pages = sum(p.suffix == ".md" and p.name not in (TOP_ROWS, RUN_TIMES) for p in written)
     click.echo(
-        f"wrote {pages} page(s), {len(written) - pages - 1} plot(s) and the home page's top rows ({TOP_ROWS}) to "
+        f"wrote {pages} page(s), {len(written) - pages - 2} plot(s) and the home page's top rows ({TOP_ROWS}) "
+        f"and run times ({RUN_TIMES}) to "
         f"{out_dir} from {len(rows)} row(s)"
         + (f" and {len(reported)} reported result(s) ({reported_path})" if reported else "")
     )

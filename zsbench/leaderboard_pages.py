@@ -151,8 +151,9 @@ def calibration_gain_table(summaries: Sequence[SummaryRow]) -> list[str]:
 
 
 def context_block(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """What the numbers are about, from the rows' provenance: data set and protocol, features,
-    side information, seeds, code and environment."""
+    """What the numbers are about, from the rows' provenance: data set and protocol, the classes
+    and test images (rows that recorded them), features, side information, seeds, code and
+    environment."""
     prov = [r.get("provenance") or {} for r in rows]
     configs = [(p.get("config") or {}).get("dataset") or {} for p in prov]
 
@@ -165,10 +166,12 @@ def context_block(rows: Sequence[dict[str, Any]]) -> list[str]:
         f"Python {p.get('python', '?')}, torch {p.get('torch', '?')}, numpy {p.get('numpy', '?')}, "
         f"{p.get('platform', '?')}, device {p.get('device', '?')}" for p in prov)
     backbones = distinct((c.get("backbone") or {}).get("name") for c in configs)
+    sizes = distinct(_size(p["counts"]) for p in prov if isinstance(p.get("counts"), Mapping))
     items = [
         ("Data set", distinct(f"{c.get('plugin', '?')} ({options(c)})" for c in configs)
          + f"; protocol version {distinct(p.get('protocol') for p in prov) or '?'} (train / validation / "
          "trainval / test of the data set's split)"),
+        *([("Classes and test images", sizes)] if sizes else []),
         ("Image features", distinct(r.get("features") for r in rows)
          + (f" (backbone {backbones}, extracted from the images)" if backbones else "")),
         ("Side information", distinct(r.get("side_information") for r in rows)),
@@ -178,6 +181,13 @@ def context_block(rows: Sequence[dict[str, Any]]) -> list[str]:
     ]
     return ['<div class="zsb-context" markdown>', "",
             *(f"- **{name}**: {text(value)}" for name, value in items), "", "</div>", ""]
+
+
+def _size(counts: Mapping[str, Any]) -> str:
+    """A run's test stage in words (rows recorded before the counts were have none: omitted)."""
+    return (f"{counts.get('seen_classes', '?')} seen / {counts.get('unseen_classes', '?')} unseen classes; "
+            f"{counts.get('test_seen_images', '?')} seen-class + {counts.get('test_unseen_images', '?')} "
+            "unseen-class test images scored")
 
 
 def reported_section(page: DatasetPage) -> list[str]:
@@ -346,6 +356,18 @@ def render_top_rows(pages: Sequence[DatasetPage], folder: str, ranking: bool, to
     if ranking:
         lines += [f"Across data sets: the [aggregate ranking]({folder}/ranking.md).", ""]
     return "\n".join(lines)
+
+
+def render_run_times(pages: Sequence[DatasetPage]) -> str:
+    """Each data set's run time, the one figure every docs page quotes: the runs behind its rows
+    and the sum of their wall times (each run's fit, calibration and scoring, one core)."""
+    body = []
+    for page in pages:
+        runs = {r["run_key"]: r["wall_time"] for r in page.rows}
+        total = sum(runs.values())
+        body.append([page.title, len(runs), f"{total:.0f} s", f"{total / 60:.1f} min"])
+    head = ["data set", "runs", "run time (sum of the runs' wall times)", "minutes"]
+    return "\n".join([GENERATED, "", *table(head, body, right=head[1:])]) + "\n"
 
 
 def ranking_inputs(pages: Sequence[DatasetPage]) -> dict[str, dict[str, float]]:

@@ -326,6 +326,16 @@ def execute(
     return [attrs.evolve(r, wall_time=elapsed) for r in rows]
 
 
+def with_counts(rows: list[ResultRow], bundle: DatasetBundle, seed: int) -> list[ResultRow]:
+    """``rows`` with the size of their test stage in their provenance (``counts``: seen and
+    unseen classes, scored test images), for the pages' header. Recorded here, outside the run
+    identity, because counting changes no number."""
+    stage = protocol.test_stage(bundle, seed)
+    counts = {"seen_classes": len(stage.seen_classes), "unseen_classes": len(stage.unseen_classes),
+              "test_seen_images": len(stage.eval_seen), "test_unseen_images": len(stage.eval_unseen)}
+    return [attrs.evolve(r, provenance={**r.provenance, "counts": counts}) for r in rows]
+
+
 @attrs.define
 class LocalBackend:
     """Runs tasks one after another in this process."""
@@ -349,7 +359,8 @@ class LocalBackend:
         for task in tasks:
             bundle = self.bundle(task.dataset)  # data errors stop the whole run: every task would fail
             try:
-                outcome = execute(task, self.registry, bundle, self.device, show_progress=self.show_progress)
+                outcome = with_counts(execute(task, self.registry, bundle, self.device,
+                                              show_progress=self.show_progress), bundle, task.seed)
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # noqa: BLE001 - one broken method (even sys.exit) must not lose the others

@@ -27,7 +27,7 @@ import attrs
 
 from zsbench.errors import UserError
 from zsbench.registry import Registry
-from zsbench.runner import Failure, Task, execute, load_dataset, resolve_device
+from zsbench.runner import Failure, Task, execute, load_dataset, resolve_device, with_counts
 from zsbench.store import ResultRow
 
 PluginRef = tuple[str, str, str | None, str | None]  # plugin name, module name, distribution, version
@@ -157,7 +157,7 @@ def _run_task(task: Task, bundle, plugins: tuple[PluginRef, ...], strict: bool, 
         return _Refused(missing)
     try:
         registry = worker_registry(plugins, strict)
-        rows = execute(task, registry, bundle, resolved, show_progress=False)
+        rows = with_counts(execute(task, registry, bundle, resolved, show_progress=False), bundle, task.seed)
     except UserError as exc:
         return _Refused(str(exc))
     node = _node()
