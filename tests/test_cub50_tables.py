@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from zsbench.export import read_jsonl_rows
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cub_subset_tables.py"
