@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from perfkit import SHARED_DATA, write_fragment
 
 REPO = Path(__file__).resolve().parents[1]
