@@ -209,6 +209,16 @@ def test_a_plugin_module_run_as_a_script_is_refused_by_name():
         plugin_refs(Registry([("script", script, None, None)]))
 
 
+def test_an_in_process_component_that_cannot_be_pickled_is_named_with_the_fix():
+    import threading
+
+    api.register(LeastSquares(), name="locked")
+    api._session[("method", "locked")].lock = threading.Lock()
+    with pytest.raises(UserError, match="in-process components cannot be sent to another process: "
+                                        "TypeError: cannot pickle '_thread.lock' object; keep unpicklable state"):
+        plugin_refs(api.registry())
+
+
 def test_a_grid_value_chosen_at_an_edge_is_warned_about_and_recorded(tmp_path, capsys):
     method = run_cell(RIDGE_CELL, 1)["NotebookRidge"]
     results = zsbench.evaluate(method, datasets=["toy"], seeds=1, grid={"ridge": [1e-3, 1e-2, 1e6]},
