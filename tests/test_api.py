@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import linecache
 import sys
 import textwrap
+import types
+from typing import ClassVar
 
+import numpy as np
 import pytest
 import torch
-from toy_plugin import toy_bundle
+from toy_plugin import LeastSquares, toy_bundle
 
 import zsbench
 from zsbench import api
+from zsbench.backends.ray import plugin_refs
 from zsbench.errors import PluginError, SpecError, UserError
 from zsbench.registry import Registry
 from zsbench.runner import LocalBackend, run_spec
@@ -173,7 +178,45 @@ def test_audit_checks_an_in_process_method():
 def test_audit_is_the_function_even_after_the_command_module_is_imported():
     importlib.import_module("zsbench.audit")
     assert zsbench.audit is api.audit
-    assert sys.modules["zsbench.audit"].audit_method
+    assert sys.modules["zsbench.audit"].audit_spec
+
+
+def test_audit_catches_an_in_process_method_that_memorises_the_test_split():
+    """Defined in this function, so no process can import it: it reaches the audit's fresh
+    processes by value, and its memory (a class attribute) is caught there."""
+
+    class TestScaleMemoriser(LeastSquares):
+        memory: ClassVar[dict[str, float]] = {}
+
+        def fit(self, data, context):
+            if "scale" not in self.memory:  # the runner's full data set, found on the stack
+                bundle = next(f.frame.f_locals["bundle"] for f in inspect.stack()
+                              if isinstance(f.frame.f_locals.get("bundle"), zsbench.DatasetBundle))
+                test = np.union1d(bundle.splits.test_seen, bundle.splits.test_unseen)
+                self.memory["scale"] = float(np.nan_to_num(np.abs(bundle.features[test]).mean(), nan=1e6))
+            self.ridge = self.memory["scale"]
+            return super().fit(data, context)
+
+    (result,) = zsbench.audit(method=TestScaleMemoriser, datasets=["toy"], grid={})
+    assert result.error is None and not result.passed
+    assert "none: validation H moved when the test split was replaced (random)" in "\n".join(result.problems)
+
+
+def test_a_plugin_module_run_as_a_script_is_refused_by_name():
+    script = types.ModuleType("__main__")
+    script.register_methods = zsbench.hookimpl(lambda register: register("scripted", LeastSquares))
+    with pytest.raises(UserError, match="plugin 'script' is defined in the script being run"):
+        plugin_refs(Registry([("script", script, None, None)]))
+
+
+def test_an_in_process_component_that_cannot_be_pickled_is_named_with_the_fix():
+    import threading
+
+    api.register(LeastSquares(), name="locked")
+    api._session[("method", "locked")].lock = threading.Lock()
+    with pytest.raises(UserError, match="in-process components cannot be sent to another process: "
+                                        "TypeError: cannot pickle '_thread.lock' object; keep unpicklable state"):
+        plugin_refs(api.registry())
 
 
 def test_a_grid_value_chosen_at_an_edge_is_warned_about_and_recorded(tmp_path, capsys):

@@ -23,6 +23,7 @@ import pytest
 import torch
 
 import zsbench
+from zsbench import api
 from zsbench.backends.ray import RayBackend, plugin_refs
 from zsbench.errors import UserError
 from zsbench.registry import Registry
@@ -161,6 +162,27 @@ def test_failures_are_retried_then_reported_and_the_rest_is_stored(ray_instance,
     assert sorted(f.task.method.label for f in failures) == ["broken", "refused"]
     assert again == rows
     assert len(counters["recovers"].read_text().splitlines()) == 1  # finished rows were not rerun
+
+
+@pytest.mark.slow
+def test_in_process_components_run_on_ray_with_the_local_rows(ray_instance, tmp_path, monkeypatch):
+    """A method class and a data set defined in this function (no worker can import them) reach
+    the workers by value and give the local backend's rows."""
+    from toy_plugin import LeastSquares, toy_bundle
+
+    class CellRidge(LeastSquares):
+        """Least squares, as a notebook cell would subclass it."""
+
+    monkeypatch.setattr(api, "_session", {})
+    api.register(lambda root=None: toy_bundle(), name="cell-toy", kind="dataset")
+    spec = {**SAME, "name": "ray-in-process", "datasets": [{"name": "cell-toy"}],
+            "methods": [{**SAME["methods"][0], "method": "CellRidge"}]}
+    api.register(CellRidge)
+    local = api.run(spec, tmp_path / "local.sqlite", device="cpu", quiet=True)
+    on_ray = api.run(spec, tmp_path / "ray.sqlite", device="cpu", backend="ray", quiet=True)
+    assert not local.failures and not on_ray.failures
+    assert len(on_ray.rows) == 4 and all("ray_node" in r["provenance"] for r in on_ray.rows)
+    assert _compared(on_ray.rows) == _compared(local.rows)
 
 
 def test_plugins_travel_by_module_name(registry):

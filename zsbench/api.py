@@ -252,12 +252,7 @@ def run(spec: Any, results: str | Path | None = DEFAULT_RESULTS, *, force: bool 
     writable_cache()
     device_name, device_key = (device, None) if device else (parsed.device, "device")
     if backend == "ray":  # the device is resolved on the workers, which may have GPUs the driver lacks
-        from zsbench.backends.ray import RayBackend
-
-        if _session:
-            raise UserError("in-process components cannot run on Ray workers, which load plugins by module "
-                            "name; use backend='local', or package the component as a plugin")
-        from zsbench.backends.ray import SettingError
+        from zsbench.backends.ray import RayBackend, SettingError
 
         cpus = ray_options.pop("cpus_per_task", None)
         flags = {"num_cpus_per_task": "--cpus-per-task", "num_gpus_per_task": "--gpus-per-task"}
@@ -377,8 +372,7 @@ def audit(spec: Any = None, *, method: Any = None, datasets: Any = ("synthetic",
     ``zsbench.audit``): every method entry of ``spec`` (or those named in ``methods``), or one
     ``method`` (a name or an in-process component) on ``datasets``. Returns one ``AuditResult``
     per audited run, at ``seed`` (default: the spec's first)."""
-    from zsbench.audit import audit_method
-    from zsbench.runner import load_dataset, plan, resolve_device
+    from zsbench.audit import audit_spec
 
     if (spec is None) == (method is None):
         raise UserError("audit: give a spec or a method (one of them)")
@@ -388,20 +382,4 @@ def audit(spec: Any = None, *, method: Any = None, datasets: Any = ("synthetic",
                 "datasets": [{"name": d} if isinstance(d, str) else dict(d) for d in _entries(datasets, "datasets")],
                 "methods": [entry]}
     reg = registry()
-    parsed = load_spec(spec, reg)
-    labels = {m.label for m in parsed.methods}
-    if unknown := sorted(set(methods) - labels):
-        raise UserError(f"{parsed.file}: --method {', '.join(unknown)}: no such method entry; entries: {', '.join(sorted(labels))}")
-    seed = parsed.seeds[0] if seed is None else seed
-    if seed not in parsed.seeds:
-        raise UserError(f"{parsed.file}: --seed {seed} is not one of the spec's seeds {list(parsed.seeds)}")
-    chosen = resolve_device(device)
-    bundles: dict[str, Any] = {}
-    out = []
-    for task in plan(parsed):
-        if task.seed != seed or (methods and task.method.label not in methods):
-            continue
-        if task.dataset.label not in bundles:
-            bundles[task.dataset.label] = load_dataset(task.dataset, reg)
-        out.append(audit_method(task, reg, bundles[task.dataset.label], chosen, tuple(poisons), tolerance))
-    return out
+    return [result for _, result in audit_spec(load_spec(spec, reg), reg, methods, seed, poisons, device, tolerance)]

@@ -13,7 +13,8 @@ when the test-stage model of a chosen grid point scores the validation evaluatio
 scorer's outputs depend on the batch it scores (transduction).
 
 What it cannot see: a plugin that opens files by an absolute path of its own, outside the data
-folder it is given.
+folder it is given; state an in-process component (sent to the processes by value) held in the
+calling process before the audit, which every process receives alike.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pickle
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -298,13 +299,47 @@ def audit_tasks(tasks: Sequence[Any], registry: Registry, bundle: DatasetBundle,
     return results
 
 
+def audit_spec(spec: Any, registry: Registry, methods: Sequence[str] = (), seed: int | None = None,
+               poisons: Sequence[str] = ("random",), device: str = "cpu", tolerance: float = 1e-6,
+               threads: int = 1, on_start: Callable[[Any], None] | None = None) -> Iterator[tuple[Any, AuditResult]]:
+    """Audit the method entries of parsed spec ``spec`` (those labelled in ``methods``, or all)
+    at ``seed`` (default: its first): per data set, loaded once and audited with its data folder.
+    ``on_start(task)`` is called as each data set's audit begins; (task, result) pairs are
+    yielded as each data set's audit ends, so a later data set's failure loses none of them."""
+    from zsbench.paths import dataset_root
+    from zsbench.runner import load_dataset, plan, resolve_device
+
+    labels = {m.label for m in spec.methods}
+    if unknown := sorted(set(methods) - labels):
+        raise UserError(f"{spec.file}: --method {', '.join(unknown)}: no such method entry; "
+                        f"entries: {', '.join(sorted(labels))}")
+    seed = spec.seeds[0] if seed is None else seed
+    if seed not in spec.seeds:
+        raise UserError(f"{spec.file}: --seed {seed} is not one of the spec's seeds {list(spec.seeds)}")
+    try:
+        chosen = resolve_device(device)
+    except UserError as exc:
+        raise UserError(f"--device: {exc}") from None
+    tasks = [t for t in plan(spec) if t.seed == seed and (not methods or t.method.label in methods)]
+    for dataset in spec.datasets:
+        mine = [t for t in tasks if t.dataset.label == dataset.label]
+        if not mine:
+            continue
+        bundle = load_dataset(dataset, registry, chosen)
+        for task in mine if on_start is not None else ():
+            on_start(task)
+        root = dataset_root(dataset.plugin, dataset.root)
+        yield from zip(mine, audit_tasks(mine, registry, bundle, str(chosen), poisons, tolerance, threads, root),
+                       strict=True)
+
+
 def assert_no_peeking(method: str, bundle: DatasetBundle, *, options: dict[str, Any] | None = None,
                       grid: dict[str, list[Any]] | None = None, calibrators: Sequence[str] = (NO_CALIBRATION,),
                       seed: int = 0, registry: Registry | None = None, poisons: Sequence[str] = POISONS,
                       device: str = "cpu", tolerance: float = 1e-6) -> AuditResult:
     """For plugin authors' tests: audit method plugin ``method`` on ``bundle``; raises
-    ``AssertionError`` naming the method and every choice that moved. The plugin must be
-    importable by module name (the audit runs it in fresh processes)."""
+    ``AssertionError`` naming the method and every choice that moved. The audit runs it in fresh
+    processes: a plugin module must be importable by name there."""
     from zsbench.registry import get_registry
     from zsbench.runner import Task
 
@@ -346,45 +381,26 @@ def audit(ctx: click.Context, spec: str, methods: tuple[str, ...], seed: int | N
           device: str, tolerance: float, threads: int) -> None:
     """Check that no method of SPEC peeks at the test split or scores transductively."""
     from zsbench.cli import _registry, console
-    from zsbench.paths import dataset_root
-    from zsbench.runner import load_dataset, plan, resolve_device
     from zsbench.spec import load_spec
 
     registry = _registry(ctx)
-    parsed = load_spec(spec, registry)
-    labels = {m.label for m in parsed.methods}
-    if unknown := sorted(set(methods) - labels):
-        raise UserError(f"{spec}: --method {', '.join(unknown)}: no such method entry; entries: {', '.join(sorted(labels))}")
-    seed = parsed.seeds[0] if seed is None else seed
-    if seed not in parsed.seeds:
-        raise UserError(f"{spec}: --seed {seed} is not one of the spec's seeds {list(parsed.seeds)}")
-    try:
-        chosen = resolve_device(device)
-    except UserError as exc:
-        raise UserError(f"--device: {exc}") from None
-    tasks = [t for t in plan(parsed) if t.seed == seed and (not methods or t.method.label in methods)]
-    passed = 0
-    for dataset in parsed.datasets:
-        mine = [t for t in tasks if t.dataset.label == dataset.label]
-        if not mine:
-            continue
-        bundle = load_dataset(dataset, registry, chosen)
-        for task in mine:
-            console.print(f"auditing {task.describe()} ...", highlight=False)
-        root = dataset_root(dataset.plugin, dataset.root)
-        for task, result in zip(mine, audit_tasks(mine, registry, bundle, str(chosen), poisons or ("random",),
-                                                  tolerance, threads, root), strict=True):
-            where = escape(task.describe())
-            if result.error:
-                console.print(f"[red]FAILED[/]: {where}: the method failed, so it was not audited: {escape(result.error)}",
-                              highlight=False)
-            elif result.problems:
-                for problem in result.problems:
-                    console.print(f"[red]PEEKS[/]: {where}: {escape(problem)}", highlight=False)
-            else:
-                passed += 1
-                console.print(f"[green]ok[/]: {where}: {result.checked} choices and models unchanged, "
-                              "scorer not transductive", highlight=False)
-    console.print(f"{passed} of {len(tasks)} method run(s) passed the audit")
-    if passed < len(tasks):
+    results = audit_spec(load_spec(spec, registry), registry, methods, seed, poisons or ("random",), device,
+                         tolerance, threads,
+                         on_start=lambda task: console.print(f"auditing {task.describe()} ...", highlight=False))
+    passed = audited = 0
+    for task, result in results:
+        audited += 1
+        where = escape(task.describe())
+        if result.error:
+            console.print(f"[red]FAILED[/]: {where}: the method failed, so it was not audited: {escape(result.error)}",
+                          highlight=False)
+        elif result.problems:
+            for problem in result.problems:
+                console.print(f"[red]PEEKS[/]: {where}: {escape(problem)}", highlight=False)
+        else:
+            passed += 1
+            console.print(f"[green]ok[/]: {where}: {result.checked} choices and models unchanged, "
+                          "scorer not transductive", highlight=False)
+    console.print(f"{passed} of {audited} method run(s) passed the audit")
+    if passed < audited:
         sys.exit(1)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import inspect
 import math
 import os
 import socket
 import subprocess
 import sys
 import traceback
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,8 @@ from zsbench.registry import Registry
 from zsbench.runner import Failure, Task, execute, load_dataset, resolve_device, with_counts
 from zsbench.store import ResultRow
 
-PluginRef = tuple[str, str, str | None, str | None]  # plugin name, module name, distribution, version
+# plugin name, module name (or the plugin object cloudpickled: the in-process components), distribution, version
+PluginRef = tuple[str, str | bytes, str | None, str | None]
 
 
 def _import_ray():
@@ -94,34 +97,73 @@ class _Refused:
     message: str
 
 
+def _by_value(plugin: Any) -> bytes:
+    """``plugin`` cloudpickled, with every imported module by name: cloudpickle's own rule misses
+    modules of a ModuleType subclass (``torch.classes``, reached by any ``x.classes`` next to
+    ``torch``; ``zsbench`` itself) and would try to pickle their contents."""
+    import io
+
+    import cloudpickle
+
+    class Pickler(cloudpickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            if isinstance(obj, types.ModuleType) and sys.modules.get(obj.__name__) is obj:
+                return importlib.import_module, (obj.__name__,)
+            return super().reducer_override(obj)
+
+    buffer = io.BytesIO()
+    Pickler(buffer).dump(plugin)
+    return buffer.getvalue()
+
+
 def plugin_refs(registry: Registry) -> tuple[PluginRef, ...]:
-    """The driver registry's plugins as importable module names, so workers load the same set."""
+    """The driver registry's plugins as workers load them: a module by its importable name, the
+    in-process components (a plugin object, not a module) by value, so that a class defined in a
+    notebook cell or a function reaches other processes too."""
     versions = {e.plugin: (e.distribution, e.version) for e in registry.list()}
-    refs = []
-    for name, module in registry.plugin_manager.list_name_plugin():
-        if module.__name__ == "__main__":
+    refs: list[PluginRef] = []
+    for name, plugin in registry.plugin_manager.list_name_plugin():
+        if not inspect.ismodule(plugin):
+            try:
+                refs.append((name, _by_value(plugin), *versions.get(name, (None, None))))
+            except Exception as exc:  # noqa: BLE001 - whatever a component holds that cannot be pickled
+                raise UserError(f"the {name} components cannot be sent to another process: "
+                                f"{type(exc).__name__}: {exc}; keep unpicklable state (open files, locks, "
+                                "connections) out of them, or create it inside fit") from None
+            continue
+        if plugin.__name__ == "__main__":
             raise UserError(
                 f"plugin {name!r} is defined in the script being run; Ray workers can only load "
-                "plugins from importable modules, so move it into a module"
+                "plugins from importable modules, so move it into a module (or register its "
+                "components with zsbench.register)"
             )
-        refs.append((name, module.__name__, *versions.get(name, (None, None))))
-    return tuple(sorted(refs))
+        refs.append((name, plugin.__name__, *versions.get(name, (None, None))))
+    return tuple(sorted(refs, key=lambda ref: ref[0]))
+
+
+def _load_plugin(name: str, module: str | bytes) -> Any:
+    if isinstance(module, bytes):
+        import cloudpickle
+
+        try:
+            return cloudpickle.loads(module)
+        except Exception as exc:  # noqa: BLE001 - e.g. a module a component uses is missing here
+            raise UserError(f"the {name} components cannot be loaded in this worker process: "
+                            f"{type(exc).__name__}: {exc}") from None
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise UserError(
+            f"plugin {name!r} (module {module}) cannot be imported on a Ray worker: {exc}; "
+            "install it on every node or ship it in the job's runtime_env"
+        ) from None
 
 
 @functools.cache
 def worker_registry(plugins: tuple[PluginRef, ...], strict: bool) -> Registry:
     """Built once per worker process (a Ray worker, an audit child) and reused by every task it runs."""
-    loaded = []
-    for name, module_name, dist, version in plugins:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise UserError(
-                f"plugin {name!r} (module {module_name}) cannot be imported on a Ray worker: {exc}; "
-                "install it on every node or ship it in the job's runtime_env"
-            ) from None
-        loaded.append((name, module, dist, version))
-    return Registry(loaded, strict=strict)
+    return Registry([(name, _load_plugin(name, module), dist, version) for name, module, dist, version in plugins],
+                    strict=strict)
 
 
 def _node() -> str:
