@@ -26,6 +26,8 @@ from zsbench.leaderboard import (
 )
 from zsbench.store import ResultRow, ResultStore
 
+pytestmark = pytest.mark.usefixtures("exact_unmeasured")
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SEEDS = (0, 1, 2)
 METHODS = ("alpha-net", "beta-map")

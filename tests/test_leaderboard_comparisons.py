@@ -17,6 +17,8 @@ from zsbench.leaderboard_model import grid_edges, pages_of
 from zsbench.site_markdown import Slugs, text
 from zsbench.summary import summarize
 
+pytestmark = pytest.mark.usefixtures("exact_unmeasured")
+
 
 def rows_of(method: str, calibrator: str, hs: list[float], val: float = 0.5, plugin: str | None = None,
             dataset: str = "d") -> list[dict]:
@@ -55,13 +57,13 @@ def test_rows_within_the_cross_machine_tolerance_are_never_ahead_of_each_other(m
     main, _ = cmp.validated(summarize(rows))
     assert cmp.rank_labels(main) == ["1", "2", "3"]
     assert not cmp.versus_best(main)[1].tied  # exactly 1.0 point apart on every seed: ahead, when exact
-    monkeypatch.setitem(tolerance.TOLERANCES, "b", 0.015)
+    monkeypatch.setitem(tolerance.TOLERANCES, "b", (0.015, 0.015))
     assert cmp.rank_labels(main) == ["=1", "=1", "3"]
     assert cmp.versus_best(main)[1].tied and "tolerance" in cmp.versus_best(main)[1].why
 
 
 def test_the_page_marks_ties_and_shared_ranks(tmp_path, monkeypatch):
-    monkeypatch.setitem(tolerance.TOLERANCES, "b", 0.015)
+    monkeypatch.setitem(tolerance.TOLERANCES, "b", (0.015, 0.015))
     rows = (rows_of("a", "none", [0.600, 0.601, 0.602]) + rows_of("b", "none", [0.590, 0.591, 0.592])
             + rows_of("c", "none", [0.40, 0.41, 0.42]))
     for i, r in enumerate(rows):
@@ -159,3 +161,12 @@ def test_figures_draw_labels_that_look_like_formulas_as_text(tmp_path):
         r["curves"] = r["curves"] or {}
     written = write_leaderboard(rows, tmp_path)
     assert sum(p.suffix == ".png" for p in written) >= 5  # bars, curves, seen-unseen, method pages
+
+
+def test_a_method_whose_tolerance_was_never_measured_is_never_ranked_ahead(monkeypatch):
+    """No measurement, no claim: an unmeasured method's rows tie, however far apart."""
+    monkeypatch.setattr(tolerance, "UNMEASURED", (float("inf"), float("inf")))  # the shipped default
+    rows = rows_of("unmeasured-a", "none", [0.80, 0.81, 0.82]) + rows_of("unmeasured-b", "none", [0.20, 0.21, 0.22])
+    main, _ = cmp.validated(summarize(rows))
+    assert cmp.rank_labels(main) == ["=1", "=1"]
+    assert cmp.versus_best(main)[1].tied and "tolerance" in cmp.versus_best(main)[1].why

@@ -36,12 +36,13 @@ _SETTINGS = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "MKL_NUM_THREADS", "OMP_NUM_
 
 def pin_numerics() -> None:
     """Fix what makes reruns differ on one machine besides torch's thread count (the backends
-    set it): the BLAS and OpenMP pools numpy and scipy use get one thread, so their reduction
+    set it): the BLAS pools numpy and scipy use get one thread, so their reduction
     order never depends on the cores a machine has, and torch runs deterministic algorithms."""
     import torch
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(1)
+    # BLAS pools only: an OpenMP limit would also cap torch's intra-op pool, which --threads sets.
+    threadpool_limits(1, user_api="blas")
     # warn_only: an op without a deterministic CPU kernel still runs (none of the built-in
     # methods uses one), with a warning rather than a failed run.
     torch.use_deterministic_algorithms(True, warn_only=True)
