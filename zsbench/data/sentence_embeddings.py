@@ -156,13 +156,13 @@ def cached_embeddings(folder: Path, sentences: Sequence[str], *, encoder: Callab
     keys = [sentence_key(s) for s in sentences]
     found = store.read()
     missing = {k: s for k, s in zip(keys, sentences) if k not in found}
-    if missing or not sentences:
+    if missing or len(sentences) == 0:
         tokenizer, model = encoder()
         new = compute(tokenizer, model, list(missing.values()), max_length=max_length, device=device)
         if missing:
             store.write(list(missing), new)
         found.update(zip(missing, new))
-        if not sentences:
+        if len(sentences) == 0:
             return np.zeros((0, model.config.hidden_size), dtype=np.float32)
     return np.stack([found[k] for k in keys])
 
