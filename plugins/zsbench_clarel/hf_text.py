@@ -1,9 +1,9 @@
 """Sentences -> a local Hugging Face transformer, mean-pooled over tokens -> dropout -> linear.
 
-Frozen by default: then ``prepare`` embeds every sentence once (L2-normalised, in batches
-sorted by length) and keeps the result in the cache (``zsbench.data.sentence_embeddings``), so
-later fits read it from disk and training only learns the projection, at the vector encoders'
-speed. With ``finetune`` the transformer trains too and ``prepare`` only tokenises.
+Frozen by default: then ``prepare`` embeds each sentence once (L2-normalised, on its own) and
+keeps it in the per-sentence cache (``zsbench.data.sentence_embeddings``), so later fits, and
+other caption lists that share sentences, read it from disk and training only learns the
+projection, at the vector encoders' speed. With ``finetune`` the transformer trains too and ``prepare`` only tokenises.
 """
 
 from __future__ import annotations
@@ -40,13 +40,12 @@ class HfTextEncoder(nn.Module):
         finetune: bool,
         max_length: int,
         dropout: float,
-        batch_size: int,
         device: torch.device,
         folder: Path,
     ):
         super().__init__()
         self.tokenizer, self.embed_dim, self.finetune, self.folder = tokenizer, embed_dim, finetune, folder
-        self.max_length, self.batch_size, self.device = max_length, batch_size, device
+        self.max_length, self.device = max_length, device
         if finetune:
             self.transformer = transformer
         else:  # kept out of the module tree: no gradients, no checkpoint bytes
@@ -69,12 +68,10 @@ class HfTextEncoder(nn.Module):
     def prepare(self, items: Sequence[str]) -> torch.Tensor | dict[str, torch.Tensor]:
         if self.finetune:
             return self._tokens(items)
-
-        def make():
-            return sentence_embeddings.compute(self.tokenizer, self._frozen, items, max_length=self.max_length,
-                                               batch_size=self.batch_size, device=self.device)
-
-        return torch.from_numpy(sentence_embeddings.cached(self.folder, items, self.max_length, make))
+        embeddings = sentence_embeddings.cached_embeddings(
+            self.folder, items, encoder=lambda: (self.tokenizer, self._frozen), max_length=self.max_length,
+            device=self.device)
+        return torch.from_numpy(embeddings)
 
     def forward(self, batch: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         pooled = self._pooled(self.transformer, batch) if self.finetune else batch
@@ -97,7 +94,6 @@ def build_hf_text(context: EncoderContext, **options: Any) -> HfTextEncoder:
         finetune=o.finetune,
         max_length=o.max_length,
         dropout=o.dropout,
-        batch_size=o.batch_size,
         device=context.device,
         folder=folder,
     )

