@@ -2,9 +2,10 @@
 family, BLAS branch, kernel set or thread count), per method: measured, not guessed.
 
 Each value is the largest difference of one row (one method, calibrator and seed) seen between
-the committed FLO rows and reruns of them on an AMD EPYC under varied settings (MKL's per-CPU
-and ``COMPATIBLE`` branches; for ALE also torch's AVX2 and default kernels and two threads),
-rounded up in the second significant digit. docs/reproducibility.md gives the commands and the
+the FLO rows committed from an Intel machine and reruns of them on an AMD EPYC: under varied
+settings (MKL's per-CPU and ``COMPATIBLE`` branches; for ALE also torch's AVX2 and default
+kernels and two threads), and the full regeneration of the published rows there (every method,
+3 seeds, both calibrations), rounded up in the second significant digit. docs/reproducibility.md gives the commands and the
 runs behind every number. A method that was not measured gets an infinite tolerance: nothing is
 known about how far its rows move, so no difference between them counts as a ranking.
 """
@@ -20,8 +21,9 @@ TOLERANCES: dict[str, tuple[float, float]] = {
     "ale": (0.0042, 0.017),
     "sje": (0.032, 0.053),  # seed 2 with calibrated stacking: the chosen learning rate flips
     "devise": (0.0025, 0.0022),
-    "f-clswgan": (0.015, 0.036),  # seed 0, one rerun only
-    "cada-vae": (0.014, 0.050),  # seed 0, one rerun only
+    "f-clswgan": (0.026, 0.036),  # seed 0 uncalibrated, in the regeneration
+    "cada-vae": (0.014, 0.050),
+    "clarel": (0.029, 0.039),  # metric rescaling, seed 0, in the regeneration (uncalibrated: exact)
 }
 
 
