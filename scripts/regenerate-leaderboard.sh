@@ -58,7 +58,9 @@ cat "$work"/*.log.time
 for spec in "${SPECS[@]}"; do
   "$ZSBENCH" export --results "$work/$(basename "$spec" .yaml).sqlite" --out "$OUT/results"
 done
-rm -f "$OUT"/*.md "$OUT"/*.png  # every page is generated: none of a data set no longer published stays
+# Every page is generated: none of a data set or method no longer published stays.
+rm -f "$OUT"/*.md "$OUT"/*.png
+find "$OUT" -mindepth 1 -maxdepth 1 -type d ! -name results -exec rm -rf {} +
 "$ZSBENCH" leaderboard --results "$OUT/results" --out "$OUT" --stale refuse
 # The tables a docs page includes as snippets (docs/leaderboard/_<data set>-*.md), from the same rows.
 for tables in benchmarks/*_tables.py; do
