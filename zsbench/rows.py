@@ -134,7 +134,8 @@ def current(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """``rows`` with one row per task: a copy of a (run key, calibrator) already listed is
     dropped, and of rows measuring one task with different code or data only the newest is kept
     (a rerun supersedes, never averages). Order is kept."""
-    return [r for r in rows if id(r) in _kept(rows)]
+    kept = _kept(rows)
+    return [r for r in rows if id(r) in kept]
 
 
 def superseded(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
