@@ -13,6 +13,9 @@ from shared_data import SHARED_DATA  # noqa: E402
 
 # Set before any fixture (module-scoped ones included) runs: tests never touch a user's cache.
 os.environ["ZSBENCH_CACHE"] = tempfile.mkdtemp(prefix="zsbench-test-cache-")
+# Ray without token authentication, in every process a test starts: Ray would otherwise write a
+# token to ~/.ray/auth_token, and `ray start` nodes started later demand it of every driver.
+os.environ["RAY_AUTH_MODE"] = "disabled"
 
 
 @pytest.fixture(autouse=True)

@@ -482,7 +482,7 @@ def two_node_cluster(tmp_path):
     port, client = _free_port("127.0.0.2"), _free_port("127.0.0.2")
     address = f"127.0.0.2:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(PYTHONPATH=os.pathsep.join([str(TESTS), *(p for p in sys.path if p)]),
+    env.update(RAY_AUTH_MODE="disabled", PYTHONPATH=os.pathsep.join([str(TESTS), *(p for p in sys.path if p)]),
                ZSBENCH_CACHE=str(tmp_path / "node-cache"))
     ray_cli = [str(Path(sys.executable).with_name("ray")), "start", "--block", "--num-cpus=1", "--disable-usage-stats"]
     processes: list[subprocess.Popen] = []
@@ -525,7 +525,7 @@ def test_a_two_node_cluster_runs_a_spec_on_both_nodes_with_the_local_rows(two_no
                         {"name": "dies", "method": "dies-once", "counter": str(counter)}]}
     code = CLUSTER_DRIVER.format(tests=str(TESTS), spec=json.dumps(spec), address=two_node_cluster,
                                  folder=str(tmp_path))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {"RAY_AUTH_MODE": "disabled"}
     driver = subprocess.run([sys.executable, "-c", code], env=dict(env, ZSBENCH_CACHE=str(tmp_path / "driver-cache")),
                             capture_output=True, text=True, timeout=900)
     assert driver.returncode == 0, driver.stderr[-4000:]

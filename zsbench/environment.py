@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,15 @@ def pin_numerics() -> None:
     # BLAS pools only: an OpenMP limit would also cap torch's intra-op pool, which --threads sets.
     threadpool_limits(1, user_api="blas")
     # warn_only: an op without a deterministic CPU kernel still runs (none of the built-in
-    # methods uses one), with a warning rather than a failed run.
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    # methods uses one), with a warning rather than a failed run. Not through
+    # torch.use_deterministic_algorithms: it imports torch._inductor, which fails in a Ray worker
+    # that has torch._dynamo half imported ("module 'torch._dynamo' has no attribute 'utils'"),
+    # and every retry of the task after it. Inductor's own flag is set only where it is loaded
+    # already; zsbench compiles nothing.
+    torch._C._set_deterministic_algorithms(True, warn_only=True)
+    inductor = sys.modules.get("torch._inductor.config")
+    if inductor is not None:
+        inductor.deterministic = True
 
 
 @cache
