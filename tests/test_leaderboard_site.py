@@ -118,12 +118,10 @@ window.addEventListener("load", function () {
 """
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("width", [1400, 390])
-def test_the_flo_page_from_the_committed_rows_reads_at_desktop_and_phone_widths(tmp_path, width):
-    """Generated from the committed rows with this code: no sideways scrolling of the main table,
-    the context block on the first screen, chart text at least 8 px tall as displayed."""
-    from zsbench import plots
+@pytest.fixture(scope="module")
+def flo_site(tmp_path_factory):
+    """The site built once, with the leaderboard generated from the committed rows by this code
+    and a script that records the layout: (browser, the FLO page)."""
     from zsbench.leaderboard import load_rows
 
     browser = chromium()
@@ -132,6 +130,7 @@ def test_the_flo_page_from_the_committed_rows_reads_at_desktop_and_phone_widths(
     results = ROOT / "docs" / "leaderboard" / "results"
     if not (results / "flo.jsonl").is_file():
         pytest.skip("no FLO rows are committed")
+    tmp_path = tmp_path_factory.mktemp("flo-site")
     project = tmp_path / "project"
     shutil.copytree(ROOT / "docs", project / "docs", ignore=shutil.ignore_patterns("leaderboard"))
     (project / "docs" / "layout-check.js").write_text(LAYOUT_CHECK)
@@ -140,7 +139,17 @@ def test_the_flo_page_from_the_committed_rows_reads_at_desktop_and_phone_widths(
                                                        "  - javascripts/sortable-tables.js\n  - layout-check.js\n"))
     write_leaderboard(load_rows(results), project / "docs" / "leaderboard")
     build(project, tmp_path / "site")
-    page = tmp_path / "site" / "leaderboard" / "flo" / "index.html"
+    return browser, tmp_path / "site" / "leaderboard" / "flo" / "index.html"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1400, 390])
+def test_the_flo_page_from_the_committed_rows_reads_at_desktop_and_phone_widths(flo_site, tmp_path, width):
+    """Generated from the committed rows with this code: no sideways scrolling of the main table,
+    the context block on the first screen, chart text at least 8 px tall as displayed."""
+    from zsbench import plots
+
+    browser, page = flo_site
     assert parse(page).headers[0] == list(MAIN_COLUMNS)
     dom = dump_dom(browser, page, tmp_path, width=width)
     attrs_ = dict(re.findall(r'data-(main|context|window|scales)="([^"]*)"', dom))

@@ -48,13 +48,20 @@ def test_committed_rows_come_from_the_current_code():
     assert not stale, f"published rows from other code; run {REGENERATE}: {stale}"
 
 
-def test_pages_are_generated_from_the_committed_rows(tmp_path):
-    main(["leaderboard", "--results", str(ROWS), "--out", str(tmp_path), "--no-plots", "--stale", "flag"])
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """The leaderboard written from the committed rows, once for the tests that read it."""
+    out = tmp_path_factory.mktemp("leaderboard")
+    main(["leaderboard", "--results", str(ROWS), "--out", str(out), "--no-plots", "--stale", "flag"])
+    return out
+
+
+def test_pages_are_generated_from_the_committed_rows(generated):
     for page in PAGES:
         committed = (REPO / "docs" / "leaderboard" / f"{page}.md").read_text()
-        generated = (tmp_path / f"{page}.md").read_text()
+        generated_page = (generated / f"{page}.md").read_text()
         # A method is marked (stale) where this machine lacks the data files its rows read.
-        table = [line.replace(" (stale) |", " |") for line in generated.splitlines() if line.startswith("| ")]
+        table = [line.replace(" (stale) |", " |") for line in generated_page.splitlines() if line.startswith("| ")]
         assert table and all(line in committed for line in table), \
             f"docs/leaderboard/{page}.md is not from its rows; run {REGENERATE}"
 
@@ -74,15 +81,14 @@ def compare(row: dict, old: dict, where: str) -> None:
     assert abs(row["H"] - old["H"]) <= h, f"{name}: H {row['H']:.6f} vs {old['H']:.6f}, {why}"
     for k in ("u", "s"):
         assert abs(row[k] - old[k]) <= acc, f"{name}: {k} {row[k]:.6f} vs {old[k]:.6f}, {why}"
-def test_the_regeneration_writes_every_leaderboard_snippet_a_docs_page_includes(tmp_path):
+def test_the_regeneration_writes_every_leaderboard_snippet_a_docs_page_includes(generated):
     """What scripts/regenerate-leaderboard.sh writes after the runs, from the committed rows:
     the leaderboard, then every benchmarks/*_tables.py; no page may include a snippet of
     docs/leaderboard that neither writes (it would survive a regeneration stale, or be deleted)."""
     script = (REPO / REGENERATE).read_text()
     assert 'for tables in benchmarks/*_tables.py' in script and '--results "$OUT/results" --out "$OUT"' in script
-    main(["leaderboard", "--results", str(ROWS), "--out", str(tmp_path), "--no-plots", "--stale", "flag"])
     for tables in sorted((REPO / "benchmarks").glob("*_tables.py")):
-        done = subprocess.run([sys.executable, str(tables), "--results", str(ROWS), "--out", str(tmp_path)],
+        done = subprocess.run([sys.executable, str(tables), "--results", str(ROWS), "--out", str(generated)],
                               capture_output=True, text=True, cwd=REPO)
         assert done.returncode == 0, f"{tables.name}: {done.stderr}"
     included = {name for page in (REPO / "docs").rglob("*.md")
@@ -93,9 +99,9 @@ def test_the_regeneration_writes_every_leaderboard_snippet_a_docs_page_includes(
     by_script = {name for name in included if f'"$OUT/{name}"' in script}
     assert {"_regeneration-times.md", "_calibration-transfer-flo.md"} <= by_script
     included -= by_script
-    assert not [name for name in included if not (tmp_path / name).is_file()]
+    assert not [name for name in included if not (generated / name).is_file()]
     for name in included - {"_top-rows.md"}:  # the top rows mark rows stale where data files are absent
-        assert (tmp_path / name).read_text() == (REPO / "docs" / "leaderboard" / name).read_text(), \
+        assert (generated / name).read_text() == (REPO / "docs" / "leaderboard" / name).read_text(), \
             f"docs/leaderboard/{name} is not from the committed rows; run {REGENERATE}"
 
 
