@@ -62,6 +62,16 @@ def parse(path: Path) -> Tables:
     return tables
 
 
+def copy_docs_without_leaderboard(project: Path) -> None:
+    """docs/ into ``project`` without the leaderboard's pages, but with the snippets that
+    benchmark scripts write into docs/leaderboard (pages include them; the leaderboard
+    rewrites its own)."""
+    shutil.copytree(ROOT / "docs", project / "docs", ignore=shutil.ignore_patterns("leaderboard"))
+    (project / "docs" / "leaderboard").mkdir()
+    for snippet in (ROOT / "docs" / "leaderboard").glob("_*.md"):
+        shutil.copy(snippet, project / "docs" / "leaderboard")
+
+
 def build(docs_root: Path, site: Path) -> None:
     pytest.importorskip("mkdocs", reason="mkdocs is not installed (pip install 'zsbench[docs]')")
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)], cwd=docs_root,
@@ -132,7 +142,7 @@ def flo_site(tmp_path_factory):
         pytest.skip("no FLO rows are committed")
     tmp_path = tmp_path_factory.mktemp("flo-site")
     project = tmp_path / "project"
-    shutil.copytree(ROOT / "docs", project / "docs", ignore=shutil.ignore_patterns("leaderboard"))
+    copy_docs_without_leaderboard(project)
     (project / "docs" / "layout-check.js").write_text(LAYOUT_CHECK)
     config = (ROOT / "mkdocs.yml").read_text()
     (project / "mkdocs.yml").write_text(config.replace("  - javascripts/sortable-tables.js\n",
@@ -239,7 +249,7 @@ def test_hostile_labels_build_as_text_and_every_label_gets_its_own_page(tmp_path
                                             for s in SEEDS)
     ]
     project = tmp_path / "project"
-    shutil.copytree(ROOT / "docs", project / "docs", ignore=shutil.ignore_patterns("leaderboard"))
+    copy_docs_without_leaderboard(project)
     shutil.copy(ROOT / "mkdocs.yml", project)
     written = write_leaderboard(rows, project / "docs" / "leaderboard", with_plots=False)
     pages = [p for p in written if p.suffix == ".md" and not p.name.startswith("_")]
