@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-import zsbench.runner
+from zsbench import evaluation
 from zsbench.runner import LocalBackend, run_spec
 from zsbench.spec import parse_spec
 from zsbench.store import ResultStore
@@ -47,8 +47,8 @@ def test_changing_the_test_only_metrics_changes_no_chosen_value(toy_registry, tm
         calls.append(args)
         return 0.999 - len(calls) * 1e-4
 
-    monkeypatch.setattr(zsbench.runner, "ausuc", hostile)
-    monkeypatch.setattr(zsbench.runner, "oracle_h", hostile)
+    monkeypatch.setattr(evaluation, "ausuc", hostile)
+    monkeypatch.setattr(evaluation, "oracle_h", hostile)
     changed = rows(toy_registry, tmp_path / "changed.sqlite")
     made = {0.999 - n * 1e-4 for n in range(1, len(calls) + 1)}
     assert calls and len(changed) == len(honest)

@@ -76,9 +76,9 @@ class _Package(types.ModuleType):
 
     @property
     def audit(self):
-        from zsbench.api import audit
-
-        return audit
+        # By name, like ``__getattr__``: the API is no import of the core, whose code identity
+        # follows import statements (``zsbench.identity``).
+        return importlib.import_module("zsbench.api").audit
 
     @audit.setter
     def audit(self, module: Any) -> None:  # the import system naming the submodule: ignored

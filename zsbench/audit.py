@@ -340,8 +340,8 @@ def assert_no_peeking(method: str, bundle: DatasetBundle, *, options: dict[str, 
     """For plugin authors' tests: audit method plugin ``method`` on ``bundle``; raises
     ``AssertionError`` naming the method and every choice that moved. The audit runs it in fresh
     processes: a plugin module must be importable by name there."""
+    from zsbench.evaluation import Task
     from zsbench.registry import get_registry
-    from zsbench.runner import Task
 
     registry = registry or get_registry()
     entry = registry.get("method", method)

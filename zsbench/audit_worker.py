@@ -3,7 +3,7 @@
 The audit (``zsbench.audit``) runs this once on the data set and once per poisoned copy, each in a
 fresh interpreter with its own cache and temporary folders, so that nothing a method kept in
 memory or in those folders during one run can reach the other. For each task it records every
-validation choice (``runner.select_on_validation``, one fit per grid point shared by all
+validation choice (``evaluation.select_on_validation``, one fit per grid point shared by all
 calibrators) and then, once every validation stage is done, for each chosen grid point the
 test-stage model's scores of a probe set (the validation evaluation set, which no poisoning
 touches), scored after the test evaluation set as the runner does. A method that raises, or calls ``sys.exit()``, is recorded as failed and the next
@@ -54,9 +54,9 @@ def choices(selection) -> dict[str, Any]:
     from zsbench.spec import NO_CALIBRATION
 
     out: dict[str, Any] = {}
-    for name, (_, index, result) in selection.chosen.items():
-        param, u, s, h = result.best()
-        out[f"{name}: grid point"] = selection.points[index]
+    for name, choice in selection.chosen.items():
+        param, u, s, h = choice.sweep.best()
+        out[f"{name}: grid point"] = selection.points[choice.index]
         if name != NO_CALIBRATION:
             out[f"{name}: calibration parameter"] = param
         out[f"{name}: validation u"], out[f"{name}: validation s"], out[f"{name}: validation H"] = u, s, h
@@ -69,7 +69,7 @@ def choices(selection) -> dict[str, Any]:
 def validation(task, registry, bundle, device: torch.device, cache_dir: Path, transduction: bool) -> dict[str, Any]:
     """One task's validation choices and transduction problems."""
     from zsbench.audit import transduction_problems
-    from zsbench.runner import build_calibrators, select_on_validation
+    from zsbench.evaluation import RunSetup, select_on_validation
 
     probe, _, _ = protocol.eval_inputs(bundle, protocol.validation_stage(bundle, task.seed))
     problems: list[str] = []
@@ -78,22 +78,22 @@ def validation(task, registry, bundle, device: torch.device, cache_dir: Path, tr
         point = task.method.grid_points()[i] or "defaults"
         problems.extend(f"grid point {point}: {p}" for p in transduction_problems(scorer, probe, task.seed))
 
-    selection = select_on_validation(task, registry, bundle, device, cache_dir, False, build_calibrators(task, registry),
-                                     check_scorer if transduction else None)
-    chosen = sorted({index for _, index, _ in selection.chosen.values()})
-    return {"choices": choices(selection), "points": [selection.points[i] for i in chosen], "transduction": problems}
+    setup = RunSetup.of(task, registry, bundle, device, cache_dir, show_progress=False)
+    selection = select_on_validation(setup, check_scorer if transduction else None)
+    return {"choices": choices(selection), "points": [selection.points[i] for i in selection.chosen_indices()],
+            "transduction": problems}
 
 
 def test_stage(task, registry, bundle, device: torch.device, cache_dir: Path, points) -> dict[str, Any]:
     """The probe scores of the task's test-stage model at each of ``points``."""
-    from zsbench.runner import build_calibrators, fit_and_score
+    from zsbench.evaluation import RunSetup, fit_and_score
 
     probe, _, _ = protocol.eval_inputs(bundle, protocol.validation_stage(bundle, task.seed))
     stage = protocol.test_stage(bundle, task.seed)
     probes = {}
     for k, point in enumerate(points):
-        scorer, *_ = fit_and_score(task, registry, bundle, stage, point, device, cache_dir / str(k), False,
-                                   build_calibrators(task, registry))
+        setup = RunSetup.of(task, registry, bundle, device, cache_dir / str(k), show_progress=False)
+        scorer = fit_and_score(setup, stage, point).scorer
         with torch.no_grad():
             probes[repr(point)] = scorer.scores(probe).values.detach().double().cpu().numpy()
     return {"probes": probes}

@@ -3,10 +3,13 @@
 Code identity hashes *source*, not a git commit: rows are committed by a later commit than the one
 that produced them, so a commit can never be the thing compared. It covers
 
-- the runner's execute path (``CORE_FUNCTIONS``) and every zsbench module it, or a component's
-  package, reaches through its import statements (``core_modules``: the protocol, calibration
-  sweeps, metrics, records, the spec's grid expansion, the shared encoders, the data loaders),
-  found by reading the source, so the list cannot fall behind the code;
+- every zsbench module, whole, that the evaluation (``zsbench.evaluation``) or a component's
+  package reaches through its import statements, those inside functions included and those
+  under ``if TYPE_CHECKING:`` not (they never run) (``core_modules``: the protocol, calibration sweeps, metrics, records, the spec's grid
+  expansion, the shared encoders, the data loaders), found by reading the source, so the list
+  cannot fall behind the code. The runner (planning, backends, resume) and this module are not
+  on that path: the evaluation imports neither, and nothing here imports the evaluation, so
+  there is no circle;
 - for every component a run uses (its method, the encoders and losses named in its options and
   grid, its calibrators, its data set), every ``.py`` file of the top-level package that defines
   the component's factory, with that distribution's version.
@@ -49,11 +52,7 @@ from zsbench.paths import cache_home
 from zsbench.registry import Registry
 from zsbench.spec import _component_kind  # the spec's rule for which options name components
 
-# The runner module also holds backends and the resume driver, which do not change numbers: of it,
-# only the execute path counts. Every zsbench module these functions reach through imports counts
-# whole (``core_modules``).
-CORE_FUNCTIONS = ("execute", "fit_and_score", "build_calibrators", "select_on_validation", "_options", "seed_everything")
-RUNNER = "zsbench.runner"
+EVALUATION = "zsbench.evaluation"  # where the code path that makes the numbers starts
 HASH_CACHE_FILE = "sha256.json"
 _CHUNK = 1 << 20
 
@@ -79,12 +78,32 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
+def _type_checking_only(node: ast.AST) -> bool:
+    """Whether ``node`` is an ``if TYPE_CHECKING:`` block, whose imports never run."""
+    if not isinstance(node, ast.If):
+        return False
+    return getattr(node.test, "id", None) == "TYPE_CHECKING" or getattr(node.test, "attr", None) == "TYPE_CHECKING"
+
+
+def _run_nodes(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every node of ``tree`` except those inside ``if TYPE_CHECKING:`` blocks (their ``else``
+    branch included: it runs)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if _type_checking_only(node):
+            todo += node.orelse
+        else:
+            todo += ast.iter_child_nodes(node)
+
+
 def _imported_modules(tree: ast.AST, importer: str, is_package: bool) -> set[str]:
     """The zsbench modules (and the packages above them, which importing runs) that the import
     statements anywhere in ``tree`` name, those inside functions included."""
     base = importer if is_package else importer.rpartition(".")[0]
     found = set()
-    for node in ast.walk(tree):
+    for node in _run_nodes(tree):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -101,29 +120,13 @@ def _imported_modules(tree: ast.AST, importer: str, is_package: bool) -> set[str
     return found
 
 
-def _runner_roots() -> set[str]:
-    """The modules the runner's execute path uses: of the runner's imports, those binding a name
-    that one of ``CORE_FUNCTIONS`` refers to (read from the source, so identity never imports
-    the runner, which imports identity)."""
-    tree = ast.parse(_module_file(RUNNER).read_text())
-    used = {n.id for f in tree.body if isinstance(f, ast.FunctionDef) and f.name in CORE_FUNCTIONS
-            for n in ast.walk(f) if isinstance(n, ast.Name)}
-    roots = set()
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom | ast.Import):
-            bound = {(a.asname or a.name).split(".")[0] for a in node.names}
-            if bound & used:
-                roots |= _imported_modules(node, RUNNER, False)
-    return roots
-
-
 def core_modules(roots: Iterable[str] = ()) -> list[str]:
-    """Every zsbench module the runner's execute path (and ``roots``) reach through imports,
-    the runner itself excepted (its execute path is hashed function by function)."""
-    seen, todo = set(), [*_runner_roots(), *roots]
+    """Every zsbench module the evaluation (``zsbench.evaluation``) and ``roots`` reach through
+    imports."""
+    seen, todo = set(), [EVALUATION, *roots]
     while todo:
         name = todo.pop()
-        if name in seen or name == RUNNER:
+        if name in seen:
             continue
         seen.add(name)
         path = _module_file(name)
@@ -131,20 +134,14 @@ def core_modules(roots: Iterable[str] = ()) -> list[str]:
     return sorted(seen)
 
 
-def _runner_functions_source() -> list[bytes]:
-    tree = ast.parse(source := _module_file(RUNNER).read_text())
-    functions = {f.name: ast.get_source_segment(source, f) for f in tree.body if isinstance(f, ast.FunctionDef)}
-    return [part for name in CORE_FUNCTIONS for part in (name.encode(), functions[name].encode())]
-
-
 @cache
 def core_source_hash(roots: frozenset[str] = frozenset()) -> str:
-    """Hash of the core code every result passes through: ``core_modules(roots)`` and the
-    runner's execute path (computed once per process and set of roots)."""
+    """Hash of the core code every result passes through, ``core_modules(roots)``, each module
+    whole (computed once per process and set of roots)."""
     parts = []
     for name in core_modules(roots):
         parts += [name.encode(), _module_file(name).read_bytes()]
-    return _digest(parts + _runner_functions_source())
+    return _digest(parts)
 
 
 def package_files(module_name: str) -> tuple[str, list[Path]]:

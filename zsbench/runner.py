@@ -1,16 +1,15 @@
-"""The (dataset x method x seed) grid, run through the GZSL protocol, with resume.
+"""The (dataset x method x seed) grid, planned, identified, run on a backend, with resume.
 
-Each task is a pure function of its spec entries and seed (``execute``), returning the rows to
-store; only the driver writes to the results database, so other backends (Ray) reuse ``execute``
-unchanged.
+The numbers of a task come from ``zsbench.evaluation.execute``; this module plans the tasks of a
+spec, gives each its run key (``identify``), stamps rows with where and with what they ran
+(``run_task``) and drives a backend. Only the driver writes to the results database, so other
+backends (Ray) reuse ``run_task`` unchanged.
 """
 
 from __future__ import annotations
 
 import platform
-import random
 import sys
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,48 +21,16 @@ import torch
 
 import zsbench
 from zsbench import protocol
-from zsbench.calibration import ausuc, oracle_h, sweep
 from zsbench.data.finite import finite_bundle
-from zsbench.environment import environment, pin_numerics
+from zsbench.environment import environment
 from zsbench.errors import UserError
+from zsbench.evaluation import PROTOCOL_VERSION, Task, execute
 from zsbench.identity import RunIdentity, code_identity, data_identity, git_state
-from zsbench.interfaces import DatasetBundle, Scores
-from zsbench.metrics import zsl_top1
-from zsbench.paths import cache_home, dataset_root
+from zsbench.interfaces import DatasetBundle
+from zsbench.paths import dataset_root
 from zsbench.registry import Registry
-from zsbench.spec import (
-    NO_CALIBRATION,
-    BenchmarkSpec,
-    DatasetSpec,
-    MethodSpec,
-    canonical_hash,
-    set_path,
-)
+from zsbench.spec import BenchmarkSpec, DatasetSpec
 from zsbench.store import ResultRow, ResultStore
-
-PROTOCOL_VERSION = 1  # bump when the protocol changes, so old rows are not reused
-
-
-@attrs.frozen
-class Task:
-    """One (dataset, method, seed) run of a spec."""
-
-    spec_name: str
-    spec_hash: str
-    dataset: DatasetSpec
-    method: MethodSpec
-    seed: int
-    identity: RunIdentity | None = None  # code and data identity (``identify``), part of the key
-
-    @property
-    def key(self) -> str:
-        return canonical_hash(
-            {"dataset": self.dataset.as_dict(), "method": self.method.as_dict(), "seed": self.seed,
-             "protocol": PROTOCOL_VERSION, "identity": self.identity.digest if self.identity else None}
-        )
-
-    def describe(self) -> str:
-        return f"{self.dataset.label} / {self.method.label} / seed {self.seed}"
 
 
 @attrs.frozen
@@ -72,10 +39,6 @@ class Failure:
     message: str
     user_error: bool
     provenance: dict[str, Any] | None = None  # where it failed, when the backend knows
-
-
-class NonFiniteScores(UserError):
-    """A method returned NaN or infinite scores: the run fails instead of storing a meaningless row."""
 
 
 @attrs.frozen
@@ -90,7 +53,7 @@ class Outcome:
     recovered: list[Task] = attrs.field(factory=list)
     recovery_file: Path | None = None
 
-    def __iter__(self):  # (done, skipped, failures), as before
+    def __iter__(self):  # (done, skipped, failures)
         return iter((self.done, self.skipped, self.failures))
 
 
@@ -143,12 +106,6 @@ def load_dataset(spec: DatasetSpec, registry: Registry, device: torch.device | N
     return finite_bundle(bundle, drop=spec.drop_nonfinite)
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def _provenance(task: Task, registry: Registry, device: torch.device) -> dict[str, Any]:
     method = registry.get("method", task.method.plugin)
     dataset = registry.get("dataset", task.dataset.plugin)
@@ -173,167 +130,17 @@ def _provenance(task: Task, registry: Registry, device: torch.device) -> dict[st
     }
 
 
-def _options(method: MethodSpec, point: dict[str, Any]) -> dict[str, Any]:
-    options = method.options
-    for path, value in point.items():
-        options = set_path(options, path, value)
-    return options
-
-
-def fit_and_score(task, registry, bundle, stage, point, device, cache_dir, show_progress, calibrators) -> tuple[Any, Scores, Any, Any]:
-    """Fit the task's method at grid ``point`` on ``stage`` and score the stage's evaluation
-    instances: (scorer, scores, labels, seen mask)."""
-    seed_everything(task.seed)
-    method = registry.build("method", task.method.plugin, **_options(task.method, point))
-    inputs, labels, seen_mask = protocol.eval_inputs(bundle, stage)
-
-    def evaluate(scorer) -> dict[str, float]:
-        with torch.no_grad():
-            scores = scorer.scores(inputs)
-        return {"val_H": max(sweep(scores, labels, seen_mask, c).best()[3] for c in calibrators.values())}
-
-    context = zsbench.RunContext(
-        seed=task.seed, device=device, cache_dir=cache_dir, stage=stage.name, show_progress=show_progress,
-        evaluate=evaluate if stage.name == "validation" else None, registry=registry,
-    )
-    scorer = method.fit(protocol.fit_data(bundle, stage, task.method.side_information), context)
-    with torch.no_grad():
-        scores = scorer.scores(inputs)
-    if scores.values.shape != (len(labels), len(seen_mask)):
-        raise RuntimeError(
-            f"method {task.method.plugin!r} returned scores of shape {tuple(scores.values.shape)}, "
-            f"expected ({len(labels)}, {len(seen_mask)}) (instances x classes)"
-        )
-    bad = ~torch.isfinite(scores.values).all(dim=1)
-    if bad.any():
-        point_text = f" with {point}" if point else ""
-        raise NonFiniteScores(
-            f"method {task.method.label!r} ({task.method.plugin}){point_text} returned non-finite "
-            f"scores (NaN or infinite) for {int(bad.sum())} of {len(bad)} {stage.name} instance(s); "
-            "the run is failed and no row is stored (diverged training? try a smaller learning rate)"
-        )
-    return scorer, scores, labels, seen_mask
-
-
-def build_calibrators(task: Task, registry: Registry) -> dict[str, Any]:
-    """The task's calibrators by name (None for no calibration)."""
-    return {
-        c.name: None if c.name == NO_CALIBRATION else registry.build("calibrator", c.name, **c.options)
-        for c in task.method.calibrators
-    }
-
-
-@attrs.frozen
-class Selection:
-    """What the validation stage chose: per calibrator (val H, grid point index, sweep), and the
-    sweep of every grid point (``sweeps[i][calibrator]``)."""
-
-    points: list[dict[str, Any]]
-    chosen: dict[str, tuple[float, int, Any]]
-    sweeps: list[dict[str, Any]]
-
-
-def select_on_validation(task, registry, bundle, device, cache_dir, show_progress, calibrators,
-                         on_fit: Callable[[int, Any], None] | None = None) -> Selection:
-    """Every choice of a run, made on the validation stage only: grid point and calibration.
-    ``on_fit(i, scorer)`` sees each grid point's fitted scorer (the audit checks them)."""
-    val_stage = protocol.validation_stage(bundle, task.seed)
-    chosen: dict[str, tuple[float, int, Any]] = {}
-    sweeps = []
-    points = task.method.grid_points()
-    from tqdm.auto import tqdm  # points done of the grid: a long search shows it is moving
-
-    bar = tqdm(total=len(points), desc=f"{task.describe()}: grid", unit="point", leave=False,
-               disable=not show_progress or len(points) < 2, dynamic_ncols=True)
-    for i, point in enumerate(points):
-        scorer, scores, labels, seen_mask = fit_and_score(task, registry, bundle, val_stage, point, device, cache_dir, show_progress, calibrators)
-        if on_fit:
-            on_fit(i, scorer)
-        sweeps.append({})
-        for name, calibrator in calibrators.items():
-            result = sweeps[i][name] = sweep(scores, labels, seen_mask, calibrator)
-            if name not in chosen or result.best()[3] > chosen[name][0]:
-                chosen[name] = (result.best()[3], i, result)
-        bar.update(1)
-    bar.close()
-    return Selection(points, chosen, sweeps)
-
-
-def execute(
-    task: Task,
-    registry: Registry,
-    bundle: DatasetBundle,
-    device: torch.device,
-    cache_dir: Path | None = None,
-    show_progress: bool = True,
-) -> list[ResultRow]:
-    """Run one task through the protocol: choose on validation, refit on trainval, test once."""
-    start = time.perf_counter()
-    pin_numerics()
-    cache_dir = cache_dir or cache_home() / "runs" / task.key
-    calibrators = build_calibrators(task, registry)
-    # 1. Selection on the validation stage only.
-    selection = select_on_validation(task, registry, bundle, device, cache_dir, show_progress, calibrators)
-    points, chosen = selection.points, selection.chosen
-    # 2. Refit on trainval once per chosen grid point; 3. evaluate on test once.
-    test_stage = protocol.test_stage(bundle, task.seed)
-    rows = []
-    for i in sorted({index for _, index, _ in chosen.values()}):
-        _, scores, labels, seen_mask = fit_and_score(task, registry, bundle, test_stage, points[i], device, cache_dir, show_progress, calibrators)
-        zsl = zsl_top1(scores.higher_is_better(), labels, ~seen_mask)
-        area = ausuc(scores, labels, seen_mask)  # test-only, reported: computed after every choice
-        for name, (_, index, val_sweep) in chosen.items():
-            if index != i:
-                continue
-            calibrator = calibrators[name]
-            param, val_u, val_s, val_h = val_sweep.best()
-            test = sweep(scores, labels, seen_mask, calibrator, torch.tensor([param]) if calibrator else None)
-            curves = {"validation": val_sweep.as_dict()}
-            if calibrator is not None:  # the test curve is for plots only; nothing is chosen on it
-                curves["test"] = sweep(scores, labels, seen_mask, calibrator, val_sweep.params).as_dict()
-            rows.append(
-                ResultRow(
-                    run_key=task.key,
-                    spec_name=task.spec_name,
-                    spec_hash=task.spec_hash,
-                    dataset=task.dataset.label,
-                    dataset_plugin=task.dataset.plugin,
-                    method=task.method.label,
-                    method_plugin=task.method.plugin,
-                    calibrator=name,
-                    seed=task.seed,
-                    u=float(test.u[0]),
-                    s=float(test.s[0]),
-                    H=float(test.H[0]),
-                    zsl=zsl,
-                    val_u=val_u,
-                    val_s=val_s,
-                    val_H=val_h,
-                    calibration_param=param if calibrator is not None else None,
-                    hyperparameters=points[i],
-                    sweep=task.method.sweep,
-                    side_information=protocol.side_information(bundle, task.method.side_information),
-                    features=bundle.feature_name or "raw images",
-                    wall_time=0.0,
-                    provenance={**_provenance(task, registry, device),
-                                "grid_edges": task.method.grid_edges(points[i])},
-                    curves=curves,
-                    ausuc=area,
-                    oracle_H=oracle_h(scores, labels, seen_mask, calibrator),
-                )
-            )
-    elapsed = time.perf_counter() - start
-    return [attrs.evolve(r, wall_time=elapsed) for r in rows]
-
-
-def with_counts(rows: list[ResultRow], bundle: DatasetBundle, seed: int) -> list[ResultRow]:
-    """``rows`` with the size of their test stage in their provenance (``counts``: seen and
-    unseen classes, scored test images), for the pages' header. Recorded here, outside the run
-    identity, because counting changes no number."""
-    stage = protocol.test_stage(bundle, seed)
+def run_task(task: Task, registry: Registry, bundle: DatasetBundle, device: torch.device,
+             show_progress: bool = True) -> list[ResultRow]:
+    """The rows of ``task`` as stored: ``execute``'s, with the run's provenance and the size of
+    its test stage (``counts``: seen and unseen classes, scored test images, for the pages'
+    header). Recorded here, outside the evaluation path, because neither changes a number."""
+    rows = execute(task, registry, bundle, device, show_progress=show_progress)
+    stage = protocol.test_stage(bundle, task.seed)
     counts = {"seen_classes": len(stage.seen_classes), "unseen_classes": len(stage.unseen_classes),
               "test_seen_images": len(stage.eval_seen), "test_unseen_images": len(stage.eval_unseen)}
-    return [attrs.evolve(r, provenance={**r.provenance, "counts": counts}) for r in rows]
+    return [attrs.evolve(r, provenance={**_provenance(task, registry, device), **r.provenance, "counts": counts})
+            for r in rows]
 
 
 @attrs.define
@@ -359,8 +166,7 @@ class LocalBackend:
         for task in tasks:
             bundle = self.bundle(task.dataset)  # data errors stop the whole run: every task would fail
             try:
-                outcome = with_counts(execute(task, self.registry, bundle, self.device,
-                                              show_progress=self.show_progress), bundle, task.seed)
+                outcome = run_task(task, self.registry, bundle, self.device, self.show_progress)
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # noqa: BLE001 - one broken method (even sys.exit) must not lose the others

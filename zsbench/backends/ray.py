@@ -3,7 +3,7 @@
 Each data set is loaded once in the driver and put once in the object store: every task gets
 the same ObjectRef, so its arrays reach the workers of a node through shared memory instead of
 being copied per task (raw images stay on the shared data root and are read by path). Workers
-register the same plugin modules as the driver's registry, run ``runner.execute`` and return
+register the same plugin modules as the driver's registry, run ``runner.run_task`` and return
 rows; the driver yields them as they finish, so ``run_spec`` writes, skips and resumes exactly
 as with the local backend. Ray is imported only when a run starts.
 """
@@ -28,8 +28,9 @@ from typing import Any
 import attrs
 
 from zsbench.errors import UserError
+from zsbench.evaluation import Task
 from zsbench.registry import Registry
-from zsbench.runner import Failure, Task, execute, load_dataset, resolve_device, with_counts
+from zsbench.runner import Failure, load_dataset, resolve_device, run_task
 from zsbench.store import ResultRow
 
 # plugin name, module name (or the plugin object cloudpickled: the in-process components), distribution, version
@@ -199,7 +200,7 @@ def _run_task(task: Task, bundle, plugins: tuple[PluginRef, ...], strict: bool, 
         return _Refused(missing)
     try:
         registry = worker_registry(plugins, strict)
-        rows = with_counts(execute(task, registry, bundle, resolved, show_progress=False), bundle, task.seed)
+        rows = run_task(task, registry, bundle, resolved, show_progress=False)
     except UserError as exc:
         return _Refused(str(exc))
     node = _node()
