@@ -41,7 +41,8 @@ def main() -> None:
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as cache:
             method = registry.build("method", "clarel", **options)
-            context = RunContext(seed=0, device=torch.device("cpu"), cache_dir=Path(cache), show_progress=False)
+            context = RunContext(seed=0, device=torch.device("cpu"), cache_dir=Path(cache), show_progress=False,
+                                 registry=registry)
             scores = method.fit(fit, context).scores(inputs)
         plain = sweep(scores, labels, seen, None)
         alpha, u, s, h = sweep(scores, labels, seen, rescaling).best()

@@ -77,7 +77,8 @@ def _problem(seed: int = 0, texts: bool = False):
 
 def _context(tmp_path, seed: int = 0) -> RunContext:
     return RunContext(
-        seed=seed, device=torch.device("cpu"), cache_dir=tmp_path, show_progress=False
+        seed=seed, device=torch.device("cpu"), cache_dir=tmp_path, show_progress=False,
+        registry=zsbench.get_registry(),
     )
 
 
@@ -512,3 +513,61 @@ def test_training_steps_never_wait_for_the_device(tmp_path, texts, steps, monkey
         )
     assert result.steps_done == steps and reads.waits == []
     assert reads.reads == len(result.history[-1]) - 1  # the reported values, nothing else
+
+
+class _RunOnly:
+    """A plugin whose encoder and loss exist only in the registry a test builds: the global
+    registry has neither, so CLAREL finds them only if it looks in the run's."""
+
+    built: list[str] = []
+
+    @staticmethod
+    @zsbench.hookimpl
+    def register_encoders(register):
+        def run_only_projection(context):
+            _RunOnly.built.append("encoder")
+            return build_feature_projection(context)
+
+        register("run-only-projection", run_only_projection)
+
+    @staticmethod
+    @zsbench.hookimpl
+    def register_losses(register):
+        def run_only_retrieval(context):
+            from zsbench_clarel.losses import build_retrieval
+
+            _RunOnly.built.append("loss")
+            return build_retrieval(context)
+
+        register("run-only-retrieval", run_only_retrieval)
+
+
+def test_clarel_builds_its_encoder_and_loss_from_the_runs_registry_only(tmp_path):
+    import toy_plugin
+    import zsbench_clarel
+
+    from zsbench.evaluation import execute
+    from zsbench.registry import Registry
+    from zsbench.runner import plan
+    from zsbench.spec import parse_spec
+
+    registry = Registry([("clarel", zsbench_clarel, None, None), ("toy", toy_plugin, None, None),
+                         ("run-only", _RunOnly, None, None)])
+    assert "run-only-projection" not in zsbench.get_registry().names("encoder")
+    spec = parse_spec({"name": "own", "seeds": 1, "datasets": [{"name": "toy"}],
+                       "methods": [{"name": "clarel", "method": "clarel", "image_encoder": {"name": "run-only-projection"},
+                                    "text_encoder": "class-projection", "loss": {"name": "run-only-retrieval"},
+                                    "embed_dim": 8, "steps": 5, "batch_size": 6, "eval_every": None,
+                                    "checkpoint_every": None}]}, "own.yaml", registry)
+    _RunOnly.built.clear()
+    [task] = plan(spec)
+    [row] = execute(task, registry, toy_plugin.toy_bundle(), torch.device("cpu"), tmp_path, show_progress=False)
+    assert _RunOnly.built == ["encoder", "loss"] * 2  # validation and test stage fits
+    assert 0 <= row.H <= 1
+
+
+def test_clarel_without_a_registry_in_its_context_says_so(tmp_path):
+    fit, _, _ = _problem()
+    context = attrs.evolve(_context(tmp_path), registry=None)
+    with pytest.raises(zsbench.UserError, match="RunContext has none: pass registry="):
+        build_clarel(steps=1, **FAST).fit(fit, context)

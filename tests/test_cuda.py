@@ -41,7 +41,7 @@ SMALL_TEXT = {"name": "cnn-lstm", "word_dim": 16, "filters": 8, "lstm_hidden": 1
 
 
 def _context(tmp_path, device: torch.device, seed: int = 0) -> RunContext:
-    return RunContext(seed=seed, device=device, cache_dir=tmp_path, show_progress=False)
+    return RunContext(seed=seed, device=device, cache_dir=tmp_path, show_progress=False, registry=zsbench.get_registry())
 
 
 @contextlib.contextmanager

@@ -74,9 +74,12 @@ def _spec(spec: dict | str | None, default: str) -> dict:
 
 def _component(registry: Any, kind: str, spec: dict, *args: Any) -> Any:
     """Build the ``kind`` that ``spec`` = ``{"name": ..., **options}`` names, from the run's
-    registry (the installed plugins when the caller gave none)."""
+    registry: components registered in-process are found there, and only there."""
+    if registry is None:
+        raise UserError(f"CLAREL builds its {kind} {spec.get('name')!r} from the run's registry, and this "
+                        "RunContext has none: pass registry= (e.g. zsbench.get_registry()) to RunContext")
     options = dict(spec)
-    return (registry or zsbench.get_registry()).build(kind, options.pop("name"), *args, **options)
+    return registry.build(kind, options.pop("name"), *args, **options)
 
 
 def _input_kind(encoder: nn.Module, available: Sequence[str]) -> str:
