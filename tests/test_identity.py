@@ -233,3 +233,21 @@ def test_every_module_an_evaluation_runs_is_in_the_code_identity(tmp_path, monke
     ran = {f for f in executed if f.startswith(zsbench_root) or "/plugins/zsbench_" in f}
     assert ran - hashed == set(), f"ran during an evaluation but not in its code identity: {sorted(ran - hashed)}"
     assert {"zsbench.spec", "zsbench.encoders"} <= set(identity.core_modules(roots))
+
+
+def test_stale_checks_reuse_each_components_and_data_identity(tmp_path, monkeypatch):
+    """A leaderboard's hundreds of rows share a few component sets and data sets: each is
+    identified once per check, and every row still gets its reasons."""
+    source, registry = _editable_plugin(tmp_path, monkeypatch)
+    [row] = _run(registry, tmp_path / "r.sqlite")[2]
+    calls = {"code": 0, "data": 0}
+    for name, kind in (("code_identity", "code"), ("data_differences", "data")):
+        original = getattr(identity, name)
+        monkeypatch.setattr(identity, name, lambda *a, _f=original, _k=kind, **k: calls.__setitem__(_k, calls[_k] + 1) or _f(*a, **k))
+    check = identity.StaleCheck(registry)
+    assert [check.reasons(row) for _ in range(3)] == [[]] * 3
+    other = {**row, "provenance": {**row["provenance"], "data": {**row["provenance"]["data"], "content": "x"}}}
+    assert check.reasons(other) == []
+    assert calls == {"code": 1, "data": 2}
+    source.write_text(source.read_text() + "\n# edited\n")
+    assert "method:least-squares: editable_toy source changed" in identity.StaleCheck(registry).reasons(row)

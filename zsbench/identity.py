@@ -405,17 +405,38 @@ class RunIdentity:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def stale_reasons(row: Mapping[str, Any], registry: Registry, hashes: FileHashes | None = None) -> list[str]:
-    """Why a stored result row did not come from the current code and data (empty: current).
+@attrs.define
+class StaleCheck:
+    """Why stored rows did not come from the current code and data. Each distinct set of
+    components and each distinct recorded data identity is checked once: the rows of a
+    leaderboard, hundreds, share a handful of each."""
 
-    Uses only the row's provenance: the config it ran (to find the components it used), the code
-    identity and the data files it recorded."""
-    prov = row.get("provenance") or {}
-    config = prov.get("config")
-    if not config or "method" not in config or "dataset" not in config:
-        return ["no run configuration recorded"]
-    current = code_identity(registry, config["method"], config["dataset"])
-    return code_differences(prov.get("code"), current) + data_differences(prov.get("data"), hashes)
+    registry: Registry
+    hashes: FileHashes = attrs.field(factory=FileHashes)
+    _code: dict[tuple[tuple[str, str], ...], dict[str, Any]] = attrs.field(factory=dict, init=False)
+    _data: dict[str, list[str]] = attrs.field(factory=dict, init=False)
+
+    def reasons(self, row: Mapping[str, Any]) -> list[str]:
+        """Why ``row`` did not come from the current code and data (empty: current), from its
+        provenance only: the config it ran (to find the components it used), the code identity
+        and the data files it recorded."""
+        prov = row.get("provenance") or {}
+        config = prov.get("config")
+        if not config or "method" not in config or "dataset" not in config:
+            return ["no run configuration recorded"]
+        used = tuple(components_used(config["method"], config["dataset"]))
+        if used not in self._code:
+            self._code[used] = code_identity(self.registry, config["method"], config["dataset"])
+        data = json.dumps(prov.get("data"), sort_keys=True, default=str)
+        if data not in self._data:
+            self._data[data] = data_differences(prov.get("data"), self.hashes)
+        return code_differences(prov.get("code"), self._code[used]) + list(self._data[data])
+
+
+def stale_reasons(row: Mapping[str, Any], registry: Registry, hashes: FileHashes | None = None) -> list[str]:
+    """Why a stored result row did not come from the current code and data (empty: current);
+    see ``StaleCheck``."""
+    return StaleCheck(registry, hashes or FileHashes()).reasons(row)
 
 
 def mark_stale(rows: list[dict[str, Any]], refuse: bool = False, registry: Registry | None = None) -> list[dict[str, Any]]:
@@ -427,9 +448,8 @@ def mark_stale(rows: list[dict[str, Any]], refuse: bool = False, registry: Regis
     from zsbench.registry import get_registry
     from zsbench.rows import current
 
-    registry = registry or get_registry()
-    hashes = FileHashes()
-    out = [{**row, "stale": stale_reasons(row, registry, hashes)} for row in current(rows)]
+    check = StaleCheck(registry or get_registry())
+    out = [{**row, "stale": check.reasons(row)} for row in current(rows)]
     bad = [r for r in out if r["stale"]]
     if refuse and bad:
         first = bad[0]
