@@ -167,7 +167,7 @@ def test_a_declared_component_is_imported_only_on_build(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"size": 0}, "method 'widget': option 'size' must be an integer >= 1, got 0"),
-    ({"size": True}, "method 'widget': option 'size' must be an integer >= 1, got True"),
+    ({"size": True}, "method 'widget': option 'size' must be an integer, got True"),  # the type, as validate says
     ({"tilt": -1.0}, "method 'widget': option 'tilt' must be >= 0, got -1.0"),
     ({"sise": 2}, r"method 'widget' has no option\(s\) sise \(did you mean 'size'\?\); its options are: size, tilt"),
 ])
