@@ -264,7 +264,7 @@ def test_class_level_mode_is_chosen_without_texts_and_draws_distinct_classes(tmp
     method = Clarel(
         steps=1, text_encoder={"name": "auto-text", "word_vectors": "x.bin"}, **FAST
     )
-    run = _Fit(method, fit, _context(tmp_path))
+    run = _Fit(method.settings(), fit, _context(tmp_path))
     assert (
         type(run.text_encoder).__name__ == "VectorProjection"
         and run.text_kind == "class_embeddings"
@@ -291,7 +291,7 @@ def test_instance_text_mode_with_the_cnn_lstm(tmp_path):
     texts = list(fit.classes.texts)
     texts[-1] = (*texts[-1], "a zebra-striped flower")
     fit = attrs.evolve(fit, classes=attrs.evolve(fit.classes, texts=tuple(texts)))
-    run = _Fit(method, fit, _context(tmp_path))
+    run = _Fit(method.settings(), fit, _context(tmp_path))
     assert type(run.text_encoder).__name__ == "CnnLstmEncoder"
     # The vocabulary comes from the training sentences only.
     assert "red" in run.text_encoder.vocabulary.words
@@ -310,7 +310,7 @@ def test_images_without_sentences_are_never_sampled(tmp_path):
     fit, _, _ = _problem(texts=True)
     texts = [() if i % 2 else t for i, t in enumerate(fit.texts)]
     method = Clarel(steps=1, text_encoder={"name": "cnn-lstm", "word_dim": 4}, **FAST)
-    run = _Fit(method, attrs.evolve(fit, texts=texts), _context(tmp_path))
+    run = _Fit(method.settings(), attrs.evolve(fit, texts=texts), _context(tmp_path))
     drawn = torch.cat([run.sample(torch.Generator().manual_seed(s)) for s in range(20)])
     assert (drawn % 2 == 0).all()
 
@@ -324,7 +324,7 @@ def test_image_text_embedding_is_the_mean_over_its_sentences(tmp_path):
         text_encoder={"name": "cnn-lstm", "word_dim": 4, "filters": 2, "lstm_hidden": 3},
         **FAST,
     )
-    run = _Fit(method, fit, _context(tmp_path))
+    run = _Fit(method.settings(), fit, _context(tmp_path))
     run.model.eval()
     with torch.no_grad():
         pooled = run.text_embeddings(run.text_rows[:2], generator=None)
@@ -414,7 +414,7 @@ def test_through_the_protocol_on_the_synthetic_data_set(tmp_path, text, mode):
         "max_tokens": 12,
     }
     method = Clarel(steps=20, text_encoder=small_text, **dict(FAST, batch_size=4))
-    assert type(_Fit(method, fit, _context(tmp_path)).text_encoder).__name__ == mode
+    assert type(_Fit(method.settings(), fit, _context(tmp_path)).text_encoder).__name__ == mode
     inputs, labels, seen_mask = protocol.eval_inputs(bundle, stage)
     scores = method.fit(fit, _context(tmp_path)).scores(inputs)
     assert scores.values.shape == (len(labels), len(stage.classes)) and scores.is_distance
@@ -470,7 +470,7 @@ def test_image_text_embedding_over_ragged_rows_uses_only_each_images_own_sentenc
         text_encoder={"name": "cnn-lstm", "word_dim": 4, "filters": 2, "lstm_hidden": 3},
         **FAST,
     )
-    run = _Fit(method, attrs.evolve(fit, texts=texts), _context(tmp_path))
+    run = _Fit(method.settings(), attrs.evolve(fit, texts=texts), _context(tmp_path))
     assert run.ragged
     run.model.eval()
     with torch.no_grad():
