@@ -1,7 +1,7 @@
 """CLAREL's components' options, declared once (defaults, ranges, docs) without importing torch.
 
-The builders in the other modules (torch, timm, transformers) are imported only when a run
-builds the component; each starts from its options class here, so defaults live only here.
+The implementations in the other modules (torch, timm, transformers) subclass these classes
+and are imported only when a run builds the component, so defaults live only here.
 """
 
 from __future__ import annotations
