@@ -243,9 +243,9 @@ def image_projection(context):
 
 def retrieval(context):
     """CLAREL's retrieval loss under a name known only to this session's registry."""
-    from zsbench_clarel.losses import build_retrieval
+    from zsbench_clarel.losses import Retrieval
 
-    return build_retrieval(context)
+    return Retrieval().build(context)
 
 
 def test_clarel_builds_encoders_and_losses_from_the_runs_registry(tmp_path):

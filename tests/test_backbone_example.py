@@ -37,7 +37,9 @@ def test_the_third_party_backbone_installs_and_runs(tmp_path):
         pytest.skip("setuptools is not installed in this environment (needed to build the example)")
     source, site = tmp_path / "src", tmp_path / "site"
     shutil.copytree(EXAMPLE, source)
-    env = {**os.environ, "PYTHONPATH": str(site), "ZSBENCH_CACHE": str(tmp_path / "cache")}
+    # The site first, then whatever zsbench checkout the tests import (a worktree's, not the installed one).
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "ZSBENCH_CACHE": str(tmp_path / "cache")}
     env.pop("ZSBENCH_DATA", None)
     run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
          "--target", site, source], env, tmp_path)

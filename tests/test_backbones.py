@@ -227,20 +227,20 @@ def test_a_backbone_needs_images_and_must_take_them(cache):
 
 
 def test_raw_flo_layout_errors_name_the_file_and_the_layout(flo_sample, cache):
-    from zsbench_datasets import build_flo
+    from zsbench_datasets import Flo
 
     with pytest.raises(DataError, match=r"jpg: this is the image folder itself; set root to its parent"):
-        build_flo(flo_sample / "jpg")
+        Flo().build(flo_sample / "jpg")
     for name in ("setid.mat", "imagelabels.mat", "att_splits.mat"):
         (flo_sample / name).rename(flo_sample / f"{name}.away")
         with pytest.raises(DataError, match=rf"{name}: not found .*expected the Oxford-102 layout: "
                                             r"<root>/jpg/image_00001.jpg"):
-            build_flo(flo_sample)
+            Flo().build(flo_sample)
         (flo_sample / f"{name}.away").rename(flo_sample / name)
     (flo_sample / "jpg" / "image_00007.jpg").unlink()
     with pytest.raises(DataError, match=r"image_00007.jpg: image not found .*zsbench data download "
                                         r"<dataset> --images --root NEW_FOLDER"):
-        build_flo(flo_sample)
+        Flo().build(flo_sample)
 
 
 @pytest.mark.realdata

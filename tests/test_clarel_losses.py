@@ -8,8 +8,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from zsbench_clarel.encoders import build_class_projection, build_feature_projection
-from zsbench_clarel.losses import build_clarel_loss, build_classifier, build_retrieval
+from zsbench_clarel.encoders import ClassProjection, FeatureProjection
+from zsbench_clarel.losses import ClarelTotal, Classifier, Retrieval
 
 import zsbench
 from zsbench.interfaces import LossContext, LossInputs
@@ -42,7 +42,7 @@ def _inputs() -> LossInputs:
 
 @pytest.mark.parametrize("lam", [0.0, 0.3, 0.5, 1.0])
 def test_retrieval_matches_hand_computation(lam):
-    out = build_retrieval(CONTEXT, lam=lam)(_inputs())
+    out = Retrieval(lam=lam).build(CONTEXT)(_inputs())
     expected = lam * _text_retrieval() + (1 - lam) * _image_retrieval()
     assert out.total.item() == pytest.approx(expected, rel=1e-5)
     assert float(out.parts["text_retrieval"]) == pytest.approx(_text_retrieval(), rel=1e-5)
@@ -68,7 +68,7 @@ def _classifier_by_hand() -> float:
 
 
 def test_classifier_matches_hand_computation():
-    loss = build_classifier(CONTEXT)
+    loss = Classifier().build(CONTEXT)
     _set_heads(loss)
     out = loss(_inputs())
     assert out.total.item() == pytest.approx(_classifier_by_hand(), rel=1e-5)
@@ -79,7 +79,7 @@ def test_classifier_matches_hand_computation():
 
 @pytest.mark.parametrize(("lam", "kappa"), [(0.5, 0.5), (0.2, 0.7), (1.0, 0.0), (0.0, 1.0)])
 def test_clarel_total_is_the_facts_formula(lam, kappa):
-    loss = build_clarel_loss(CONTEXT, lam=lam, kappa=kappa)
+    loss = ClarelTotal(lam=lam, kappa=kappa).build(CONTEXT)
     _set_heads(loss.classifier)
     expected = (
         lam * (1 - kappa) * _text_retrieval()
@@ -92,7 +92,7 @@ def test_clarel_total_is_the_facts_formula(lam, kappa):
 def test_clarel_is_composed_of_the_two_plugins():
     from zsbench_clarel.losses import ClassifierLoss, RetrievalLoss
 
-    loss = build_clarel_loss(CONTEXT)
+    loss = ClarelTotal().build(CONTEXT)
     assert isinstance(loss.retrieval, RetrievalLoss) and isinstance(loss.classifier, ClassifierLoss)
     registry = zsbench.get_registry()
     assert {"retrieval", "classifier", "clarel"} <= set(registry.names("loss"))
@@ -100,13 +100,9 @@ def test_clarel_is_composed_of_the_two_plugins():
 
 def test_gradient_flows_to_both_encoders_and_heads():
     torch.manual_seed(0)
-    image_encoder = build_feature_projection(
-        zsbench.EncoderContext("image", 4, input_dim=6), dropout=0.0
-    )
-    text_encoder = build_class_projection(
-        zsbench.EncoderContext("text", 4, input_dim=5), hidden=[7], standardize=False
-    )
-    loss = build_clarel_loss(LossContext(embed_dim=4, num_seen_classes=3))
+    image_encoder = FeatureProjection(dropout=0.0).build(zsbench.EncoderContext("image", 4, input_dim=6))
+    text_encoder = ClassProjection(hidden=[7], standardize=False).build(zsbench.EncoderContext("text", 4, input_dim=5))
+    loss = ClarelTotal().build(LossContext(embed_dim=4, num_seen_classes=3))
     inputs = LossInputs(
         image=image_encoder(torch.randn(5, 6)),
         text=text_encoder(torch.randn(5, 5)),
@@ -120,7 +116,7 @@ def test_gradient_flows_to_both_encoders_and_heads():
 
 def test_coincident_embeddings_give_finite_gradients():
     image = torch.zeros(3, 2, requires_grad=True)
-    build_retrieval(CONTEXT)(
+    Retrieval().build(CONTEXT)(
         LossInputs(image=image, text=torch.zeros(3, 2), labels=LABELS)
     ).total.backward()
     assert torch.isfinite(image.grad).all()
@@ -133,12 +129,12 @@ def test_retrieval_is_symmetric_under_swapping_modalities(batch, lam, seed):
     g = torch.Generator().manual_seed(seed)
     a, b = torch.randn(batch, 3, generator=g), torch.randn(batch, 3, generator=g)
     labels = torch.zeros(batch, dtype=torch.int64)
-    forward = build_retrieval(CONTEXT, lam=lam)(LossInputs(a, b, labels)).total
-    swapped = build_retrieval(CONTEXT, lam=1 - lam)(LossInputs(b, a, labels)).total
+    forward = Retrieval(lam=lam).build(CONTEXT)(LossInputs(a, b, labels)).total
+    swapped = Retrieval(lam=1 - lam).build(CONTEXT)(LossInputs(b, a, labels)).total
     assert forward.item() == pytest.approx(swapped.item(), rel=1e-4, abs=1e-5)
 
 
 @pytest.mark.parametrize("bad", [{"lam": -0.1}, {"lam": 1.5}, {"kappa": 2.0}])
 def test_weights_outside_unit_interval_are_user_errors(bad):
     with pytest.raises(zsbench.UserError, match="must be in"):
-        build_clarel_loss(CONTEXT, **bad)
+        ClarelTotal(**bad).build(CONTEXT)

@@ -13,8 +13,8 @@ from host_reads import HostReads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors import safe_open
-from zsbench_clarel.encoders import build_feature_projection
-from zsbench_clarel.method import ClarelScorer, build_clarel
+from zsbench_clarel.encoders import FeatureProjection
+from zsbench_clarel.method import Clarel, ClarelScorer
 
 import zsbench
 from zsbench.calibration import sweep
@@ -93,8 +93,8 @@ def _accuracy(scorer, features, labels, classes) -> float:
 def test_training_improves_retrieval_and_transfers_to_unseen_classes(tmp_path):
     fit, features, labels = _problem()
     seen = labels < SEEN
-    untrained = build_clarel(steps=0, **FAST).fit(fit, _context(tmp_path))
-    trained = build_clarel(steps=300, **FAST).fit(fit, _context(tmp_path))
+    untrained = Clarel(steps=0, **FAST).fit(fit, _context(tmp_path))
+    trained = Clarel(steps=300, **FAST).fit(fit, _context(tmp_path))
     seen_classes, unseen_classes = list(range(SEEN)), list(range(SEEN, SEEN + UNSEEN))
     before = _accuracy(untrained, features[seen], labels[seen], seen_classes)
     after = _accuracy(trained, features[seen], labels[seen], seen_classes)
@@ -117,7 +117,7 @@ def test_instance_text_training_improves_retrieval(tmp_path):
     }
     accuracies = [
         _accuracy(
-            build_clarel(steps=steps, text_encoder=text_encoder, **FAST).fit(
+            Clarel(steps=steps, text_encoder=text_encoder, **FAST).fit(
                 fit, _context(tmp_path)
             ),
             features[seen],
@@ -131,7 +131,7 @@ def test_instance_text_training_improves_retrieval(tmp_path):
 
 def test_scores_are_distances_to_every_prototype(tmp_path):
     fit, features, _ = _problem()
-    scorer = build_clarel(steps=5, **FAST).fit(fit, _context(tmp_path))
+    scorer = Clarel(steps=5, **FAST).fit(fit, _context(tmp_path))
     scores = scorer.scores(EvalInputs(features=features[:7]))
     assert scores.is_distance and scores.values.shape == (7, SEEN + UNSEEN)
     embedded = scorer.embed(EvalInputs(features=features[:7]))
@@ -141,7 +141,7 @@ def test_scores_are_distances_to_every_prototype(tmp_path):
 def test_calibrated_decision_rule_on_a_constructed_example():
     """Identity image encoder, hand-placed prototypes: (1 + alpha) on seen distances moves a
     borderline image to the unseen class exactly when (1 + alpha) * d_seen > d_unseen."""
-    encoder = build_feature_projection(EncoderContext("image", 2, input_dim=2), dropout=0.0).eval()
+    encoder = FeatureProjection(dropout=0.0).build(EncoderContext("image", 2, input_dim=2)).eval()
     with torch.no_grad():
         encoder.projection[-1].weight.copy_(torch.eye(2))
         encoder.projection[-1].bias.zero_()
@@ -174,7 +174,7 @@ def test_same_seed_same_model_other_seed_other_model(tmp_path):
     fit, features, _ = _problem()
     inputs = EvalInputs(features=features[:5])
     runs = [
-        build_clarel(steps=20, **FAST).fit(fit, _context(tmp_path, seed)).scores(inputs).values
+        Clarel(steps=20, **FAST).fit(fit, _context(tmp_path, seed)).scores(inputs).values
         for seed in (3, 3, 4)
     ]
     assert torch.equal(runs[0], runs[1])
@@ -186,7 +186,7 @@ def test_fit_leaves_the_global_random_state_alone(tmp_path):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    build_clarel(steps=3, **FAST).fit(fit, _context(tmp_path))
+    Clarel(steps=3, **FAST).fit(fit, _context(tmp_path))
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -197,7 +197,7 @@ class _Interrupt(Exception):
 def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
     fit, features, _ = _problem()
     options = dict(FAST, steps=20, checkpoint_every=5, eval_every=7)
-    straight = build_clarel(**options, checkpoint_dir=str(tmp_path / "straight")).fit(
+    straight = Clarel(**options, checkpoint_dir=str(tmp_path / "straight")).fit(
         fit, _context(tmp_path)
     )
 
@@ -209,7 +209,7 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
             raise _Interrupt  # the run dies between checkpoints 10 and 15
         return {"probe": float(scorer.prototypes.sum())}
 
-    interrupted = build_clarel(**options, checkpoint_dir=str(tmp_path / "resumed"))
+    interrupted = Clarel(**options, checkpoint_dir=str(tmp_path / "resumed"))
     crashing = _context(tmp_path)
     crashing.evaluate = crash_at_14
     with pytest.raises(_Interrupt):
@@ -221,7 +221,7 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
         assert any(
             k.startswith("optimizer.") and k.endswith("momentum_buffer") for k in handle.keys()
         )
-    resumed = build_clarel(**options, checkpoint_dir=str(tmp_path / "resumed")).fit(
+    resumed = Clarel(**options, checkpoint_dir=str(tmp_path / "resumed")).fit(
         fit, _context(tmp_path)
     )
     assert resumed.training.resumed_from == 10 and resumed.training.steps_done == 20
@@ -230,7 +230,7 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
     inputs = EvalInputs(features=features)
     assert torch.equal(straight.scores(inputs).values, resumed.scores(inputs).values)
     # A finished run is not retrained.
-    again = build_clarel(**options, checkpoint_dir=str(tmp_path / "resumed")).fit(
+    again = Clarel(**options, checkpoint_dir=str(tmp_path / "resumed")).fit(
         fit, _context(tmp_path)
     )
     assert again.training.resumed_from == 20
@@ -239,16 +239,16 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
 def test_checkpoints_default_to_the_run_cache_and_other_settings_do_not_resume(tmp_path):
     fit, _, _ = _problem()
     options = dict(FAST, steps=4, checkpoint_every=2)
-    build_clarel(**options).fit(fit, _context(tmp_path))
+    Clarel(**options).fit(fit, _context(tmp_path))
     assert len(list((tmp_path / "clarel-checkpoints").glob("*.safetensors"))) == 1
-    other = build_clarel(**dict(options, lr=0.01)).fit(fit, _context(tmp_path))
+    other = Clarel(**dict(options, lr=0.01)).fit(fit, _context(tmp_path))
     assert other.training.resumed_from == 0
-    assert build_clarel(**options).fit(fit, _context(tmp_path, seed=1)).training.resumed_from == 0
+    assert Clarel(**options).fit(fit, _context(tmp_path, seed=1)).training.resumed_from == 0
 
 
 def test_evaluator_runs_every_eval_every_steps(tmp_path):
     fit, _, _ = _problem()
-    method = build_clarel(**dict(FAST, steps=10, eval_every=4))
+    method = Clarel(**dict(FAST, steps=10, eval_every=4))
     calls = []
     context = _context(tmp_path)
     context.evaluate = lambda scorer: calls.append(scorer) or {"H": 0.5}
@@ -262,10 +262,10 @@ def test_class_level_mode_is_chosen_without_texts_and_draws_distinct_classes(tmp
 
     fit, _, _ = _problem()
     # The default auto-text drops cnn-lstm options that class-level data has no use for.
-    method = build_clarel(
+    method = Clarel(
         steps=1, text_encoder={"name": "auto-text", "word_vectors": "x.bin"}, **FAST
     )
-    run = _Fit(method, fit, _context(tmp_path))
+    run = _Fit(method.settings(), fit, _context(tmp_path))
     assert (
         type(run.text_encoder).__name__ == "VectorProjection"
         and run.text_kind == "class_embeddings"
@@ -285,14 +285,14 @@ def test_instance_text_mode_with_the_cnn_lstm(tmp_path):
         "lstm_hidden": 6,
         "max_tokens": 8,
     }
-    method = build_clarel(
+    method = Clarel(
         steps=3, text_encoder=text_encoder, texts_per_image=2, texts_per_prototype=5, **FAST
     )
     # A word that only an unseen class's descriptions use.
     texts = list(fit.classes.texts)
     texts[-1] = (*texts[-1], "a zebra-striped flower")
     fit = attrs.evolve(fit, classes=attrs.evolve(fit.classes, texts=tuple(texts)))
-    run = _Fit(method, fit, _context(tmp_path))
+    run = _Fit(method.settings(), fit, _context(tmp_path))
     assert type(run.text_encoder).__name__ == "CnnLstmEncoder"
     # The vocabulary comes from the training sentences only.
     assert "red" in run.text_encoder.vocabulary.words
@@ -310,8 +310,8 @@ def test_images_without_sentences_are_never_sampled(tmp_path):
 
     fit, _, _ = _problem(texts=True)
     texts = [() if i % 2 else t for i, t in enumerate(fit.texts)]
-    method = build_clarel(steps=1, text_encoder={"name": "cnn-lstm", "word_dim": 4}, **FAST)
-    run = _Fit(method, attrs.evolve(fit, texts=texts), _context(tmp_path))
+    method = Clarel(steps=1, text_encoder={"name": "cnn-lstm", "word_dim": 4}, **FAST)
+    run = _Fit(method.settings(), attrs.evolve(fit, texts=texts), _context(tmp_path))
     drawn = torch.cat([run.sample(torch.Generator().manual_seed(s)) for s in range(20)])
     assert (drawn % 2 == 0).all()
 
@@ -320,12 +320,12 @@ def test_image_text_embedding_is_the_mean_over_its_sentences(tmp_path):
     from zsbench_clarel.method import _Fit
 
     fit, _, _ = _problem(texts=True)
-    method = build_clarel(
+    method = Clarel(
         steps=1,
         text_encoder={"name": "cnn-lstm", "word_dim": 4, "filters": 2, "lstm_hidden": 3},
         **FAST,
     )
-    run = _Fit(method, fit, _context(tmp_path))
+    run = _Fit(method.settings(), fit, _context(tmp_path))
     run.model.eval()
     with torch.no_grad():
         pooled = run.text_embeddings(run.text_rows[:2], generator=None)
@@ -336,7 +336,7 @@ def test_image_text_embedding_is_the_mean_over_its_sentences(tmp_path):
 def test_text_encoder_needing_sentences_on_class_level_data_is_a_user_error(tmp_path):
     fit, _, _ = _problem()
     with pytest.raises(zsbench.UserError, match="class-projection"):
-        build_clarel(steps=1, text_encoder="cnn-lstm", **FAST).fit(fit, _context(tmp_path))
+        Clarel(steps=1, text_encoder="cnn-lstm", **FAST).fit(fit, _context(tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -356,22 +356,22 @@ def test_text_encoder_needing_sentences_on_class_level_data_is_a_user_error(tmp_
 def test_component_mistakes_name_the_component(tmp_path, options, match):
     fit, _, _ = _problem()
     with pytest.raises(zsbench.UserError, match=match):
-        build_clarel(steps=1, **FAST, **options).fit(fit, _context(tmp_path))
+        Clarel(steps=1, **FAST, **options).fit(fit, _context(tmp_path))
 
 
 def test_bad_training_options_are_user_errors():
     with pytest.raises(zsbench.UserError, match="batch_size"):
-        build_clarel(batch_size=1)
+        Clarel(batch_size=1)
     with pytest.raises(zsbench.UserError, match="texts_per_prototype"):
-        build_clarel(texts_per_prototype=0)
+        Clarel(texts_per_prototype=0)
     with pytest.raises(zsbench.UserError, match="option 'lr' must be a number > 0, got 0.0"):
-        build_clarel(lr=0.0)
+        Clarel(lr=0.0)
     with pytest.raises(zsbench.UserError, match="option 'steps' must be an integer >= 0, got -5"):
-        build_clarel(steps=-5)
+        Clarel(steps=-5)
 
 
 def test_factory_defaults_are_the_authors():
-    method = build_clarel()
+    method = Clarel().settings()
     config = method.train_config
     assert (config.steps, config.lr, config.momentum, config.grad_clip, config.weight_decay) == (
         150_001,
@@ -414,8 +414,8 @@ def test_through_the_protocol_on_the_synthetic_data_set(tmp_path, text, mode):
         "lstm_hidden": 8,
         "max_tokens": 12,
     }
-    method = build_clarel(steps=20, text_encoder=small_text, **dict(FAST, batch_size=4))
-    assert type(_Fit(method, fit, _context(tmp_path)).text_encoder).__name__ == mode
+    method = Clarel(steps=20, text_encoder=small_text, **dict(FAST, batch_size=4))
+    assert type(_Fit(method.settings(), fit, _context(tmp_path)).text_encoder).__name__ == mode
     inputs, labels, seen_mask = protocol.eval_inputs(bundle, stage)
     scores = method.fit(fit, _context(tmp_path)).scores(inputs)
     assert scores.values.shape == (len(labels), len(stage.classes)) and scores.is_distance
@@ -426,22 +426,22 @@ def test_through_the_protocol_on_the_synthetic_data_set(tmp_path, text, mode):
 
 
 def test_class_projection_standardises_with_seen_class_statistics_only():
-    from zsbench_clarel.encoders import build_class_projection
+    from zsbench_clarel.encoders import ClassProjection
 
     from zsbench.interfaces import EncoderContext
 
     seen = np.array([[1.0, 10.0], [3.0, 14.0]], dtype=np.float32)
-    encoder = build_class_projection(EncoderContext("text", 4, 2, training_vectors=seen))
+    encoder = ClassProjection().build(EncoderContext("text", 4, 2, training_vectors=seen))
     torch.testing.assert_close(encoder.mean, torch.tensor([2.0, 12.0]))
     torch.testing.assert_close(encoder.scale, torch.tensor([1.0, 2.0]))
     # an unseen class embedding is transformed with those statistics, never contributing to them
     unseen = encoder.prepare([[2.0, 12.0]])
     expected = encoder.projection(torch.zeros(1, 2))
     torch.testing.assert_close(encoder(unseen), expected)
-    plain = build_class_projection(EncoderContext("text", 4, 2), standardize=False)
+    plain = ClassProjection(standardize=False).build(EncoderContext("text", 4, 2))
     assert torch.equal(plain.mean, torch.zeros(2))
     with pytest.raises(zsbench.UserError, match="standardize needs the training inputs"):
-        build_class_projection(EncoderContext("text", 4, 2))
+        ClassProjection().build(EncoderContext("text", 4, 2))
 
 
 @settings(max_examples=40, deadline=None)
@@ -449,12 +449,12 @@ def test_class_projection_standardises_with_seen_class_statistics_only():
 def test_a_dimension_constant_on_the_seen_classes_is_centred_not_scaled(constant, offset, seen):
     """Few seen classes leave attributes constant (7 CUB classes: 58 of 312); an unseen class
     differing there must stay near, not be divided by a zero deviation."""
-    from zsbench_clarel.encoders import build_class_projection
+    from zsbench_clarel.encoders import ClassProjection
 
     from zsbench.interfaces import EncoderContext
 
     rows = np.column_stack([np.full(seen, constant), np.arange(seen)]).astype(np.float32)
-    encoder = build_class_projection(EncoderContext("text", 4, 2, training_vectors=rows))
+    encoder = ClassProjection().build(EncoderContext("text", 4, 2, training_vectors=rows))
     assert encoder.scale[0] == 1.0 and encoder.scale[1] > 0.1
     unseen = torch.tensor([[constant + offset, 0.0]])
     standardized = (unseen - encoder.mean) / encoder.scale
@@ -466,12 +466,12 @@ def test_image_text_embedding_over_ragged_rows_uses_only_each_images_own_sentenc
 
     fit, _, _ = _problem(texts=True)
     texts = [t[: 1 + i % 3] for i, t in enumerate(fit.texts)]  # 1, 2 or 3 sentences per image
-    method = build_clarel(
+    method = Clarel(
         steps=1,
         text_encoder={"name": "cnn-lstm", "word_dim": 4, "filters": 2, "lstm_hidden": 3},
         **FAST,
     )
-    run = _Fit(method, attrs.evolve(fit, texts=texts), _context(tmp_path))
+    run = _Fit(method.settings(), attrs.evolve(fit, texts=texts), _context(tmp_path))
     assert run.ragged
     run.model.eval()
     with torch.no_grad():
@@ -499,7 +499,7 @@ def test_training_steps_never_wait_for_the_device(tmp_path, texts, steps, monkey
         if texts
         else "auto-text"
     )
-    method = build_clarel(steps=steps, text_encoder=text_encoder, texts_per_image=2, **FAST)
+    method = Clarel(steps=steps, text_encoder=text_encoder, texts_per_image=2, **FAST).settings()
     context = _context(tmp_path)
     run = _Fit(method, fit, context)
     assert not run.ragged

@@ -11,7 +11,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from zsbench_clarel.text_cnn_lstm import build_cnn_lstm
+from zsbench_clarel.text_cnn_lstm import CnnLstm
 from zsbench_clarel.vocabulary import PAD, UNK, Vocabulary, tokenize
 from zsbench_clarel.word_vectors import load_word_vectors
 
@@ -54,7 +54,7 @@ def test_vocabulary_is_built_from_training_text_only_by_frequency():
 
 
 def test_encoder_vocabulary_ignores_words_only_seen_at_test_time():
-    encoder = build_cnn_lstm(_context(), **SMALL)
+    encoder = CnnLstm(**SMALL).build(_context())
     assert "zebra" not in encoder.vocabulary.words
     assert encoder.prepare(["zebra petals"])[0, 0].item() == UNK
 
@@ -102,7 +102,7 @@ def test_word_vectors_both_formats(tmp_path, fmt):
 def test_encoder_uses_frozen_file_vectors_with_unknown_words_zero(tmp_path):
     path = tmp_path / "vectors.txt"
     _write_glove(path)
-    encoder = build_cnn_lstm(_context(), word_vectors=str(path), **SMALL)
+    encoder = CnnLstm(word_vectors=str(path), **SMALL).build(_context())
     words = encoder.words.weight
     assert not words.requires_grad and words.shape[1] == 2  # width comes from the file
     index = encoder.vocabulary.index
@@ -115,7 +115,7 @@ def test_encoder_uses_frozen_file_vectors_with_unknown_words_zero(tmp_path):
 
 
 def test_learned_word_vectors_when_no_file():
-    encoder = build_cnn_lstm(_context(), **SMALL)
+    encoder = CnnLstm(**SMALL).build(_context())
     assert encoder.words.weight.requires_grad and encoder.words.weight.shape == (
         len(encoder.vocabulary),
         8,
@@ -139,16 +139,16 @@ def test_truncated_binary_vectors_name_the_file(tmp_path):
 
 def test_missing_vectors_file_is_a_data_error(tmp_path):
     with pytest.raises(zsbench.DataError, match="not found"):
-        build_cnn_lstm(_context(), word_vectors=str(tmp_path / "nope.bin"))
+        CnnLstm(word_vectors=str(tmp_path / "nope.bin")).build(_context())
 
 
 def test_cnn_lstm_without_training_text_says_what_to_use():
     with pytest.raises(zsbench.UserError, match="class-projection"):
-        build_cnn_lstm(_context(texts=()))
+        CnnLstm().build(_context(texts=()))
 
 
 def test_cnn_lstm_default_architecture_matches_the_authors():
-    encoder = build_cnn_lstm(_context(embed_dim=1024))
+    encoder = CnnLstm().build(_context(embed_dim=1024))
     assert [block.units[0].conv.out_channels for block in encoder.blocks] == [256, 512]
     assert all(
         len(block.units) == 3 and block.units[0].conv.kernel_size == (3,)
@@ -163,7 +163,7 @@ def test_cnn_lstm_default_architecture_matches_the_authors():
 
 def test_cnn_lstm_shapes_and_padding_invariance():
     torch.manual_seed(0)
-    encoder = build_cnn_lstm(_context(), **SMALL).eval()
+    encoder = CnnLstm(**SMALL).build(_context()).eval()
     sentences = ["red petals", "this flower has red petals and round petals", ""]
     short = encoder.prepare(sentences)
     assert short.shape == (3, 12)
@@ -187,7 +187,7 @@ def test_packed_cnn_embeds_as_the_padded_batch(lengths, blocks, seed):
     from zsbench_clarel.text_cnn_lstm import CnnLstmEncoder
 
     torch.manual_seed(seed)
-    encoder = build_cnn_lstm(_context(), **SMALL, blocks=blocks).eval()
+    encoder = CnnLstm(**SMALL, blocks=blocks).build(_context()).eval()
     batch = torch.full((len(lengths), 12), PAD)
     for i, n in enumerate(lengths):
         batch[i, :n] = torch.randint(2, len(encoder.vocabulary), (n,))
@@ -217,7 +217,7 @@ def test_segments_align_to_pools_and_keep_a_pad_after_each_sentence(lengths, blo
 
 def test_cnn_lstm_trains_end_to_end():
     torch.manual_seed(0)
-    encoder = build_cnn_lstm(_context(), **SMALL)
+    encoder = CnnLstm(**SMALL).build(_context())
     out = encoder(encoder.prepare(list(TRAINING)))
     out.square().sum().backward()
     assert all(p.grad is not None for p in encoder.parameters() if p.requires_grad)
@@ -230,9 +230,9 @@ def _minilm_folder() -> Path:
 
 @pytest.mark.slow
 def test_hf_text_encoder_with_real_minilm():
-    from zsbench_clarel.hf_text import build_hf_text
+    from zsbench_clarel.hf_text import HfText
 
-    encoder = build_hf_text(_context(embed_dim=16), model_path=str(_minilm_folder()), max_length=32)
+    encoder = HfText(model_path=str(_minilm_folder()), max_length=32).build(_context(embed_dim=16))
     sentences = [
         "a flower with red round petals",
         "the petals are bright red and round",
@@ -252,11 +252,9 @@ def test_hf_text_encoder_with_real_minilm():
 
 @pytest.mark.slow
 def test_hf_text_finetune_prepares_tokens_and_trains_the_transformer():
-    from zsbench_clarel.hf_text import build_hf_text
+    from zsbench_clarel.hf_text import HfText
 
-    encoder = build_hf_text(
-        _context(embed_dim=4), model_path=str(_minilm_folder()), finetune=True, max_length=16
-    )
+    encoder = HfText(model_path=str(_minilm_folder()), finetune=True, max_length=16).build(_context(embed_dim=4))
     batch = encoder.prepare(["red petals", "a yellow bird"])
     assert set(batch) == {"input_ids", "attention_mask"}
     encoder(batch).sum().backward()
@@ -264,10 +262,10 @@ def test_hf_text_finetune_prepares_tokens_and_trains_the_transformer():
 
 
 def test_hf_text_rejects_a_folder_that_is_not_a_model(tmp_path):
-    from zsbench_clarel.hf_text import build_hf_text
+    from zsbench_clarel.hf_text import HfText
 
     with pytest.raises(zsbench.DataError, match="config.json"):
-        build_hf_text(_context(), model_path=str(tmp_path))
+        HfText(model_path=str(tmp_path)).build(_context())
 
 
 @settings(max_examples=25, deadline=None)

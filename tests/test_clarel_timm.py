@@ -14,7 +14,7 @@ import zsbench
 from zsbench.interfaces import EncoderContext
 
 pytest.importorskip("timm")
-from zsbench_clarel.timm_image import build_timm_backbone  # noqa: E402
+from zsbench_clarel.timm_image import TimmBackbone  # noqa: E402
 
 IMAGES = SHARED_DATA / "flo" / "images_sample" / "jpg"
 
@@ -32,9 +32,7 @@ def images(tmp_path) -> list[Path]:
 
 def _encoder(cache: Path, **options):
     context = EncoderContext("image", 8)
-    return build_timm_backbone(
-        context, model="resnet18", image_size=64, batch_size=3, feature_cache=str(cache), **options
-    )
+    return TimmBackbone(model="resnet18", image_size=64, batch_size=3, feature_cache=str(cache), **options).build(context)
 
 
 @pytest.mark.realdata
@@ -78,21 +76,15 @@ def test_local_weights_file_is_loaded_and_keys_the_cache(images, tmp_path):
 
 def test_feature_cache_defaults_to_the_shared_cache_home(tmp_path, monkeypatch):
     monkeypatch.setenv("ZSBENCH_CACHE", str(tmp_path / "home"))
-    encoder = build_timm_backbone(
-        EncoderContext("image", 8, cache_dir=tmp_path / "run"), model="resnet18"
-    )
+    encoder = TimmBackbone(model="resnet18").build(EncoderContext("image", 8, cache_dir=tmp_path / "run"))
     assert encoder.extractor.folder.parent == tmp_path / "home" / "timm-features"
 
 
 def test_unknown_model_and_missing_weights_are_user_errors(tmp_path):
     with pytest.raises(zsbench.UserError, match="no model 'resnet9000'"):
-        build_timm_backbone(EncoderContext("image", 8, cache_dir=tmp_path), model="resnet9000")
+        TimmBackbone(model="resnet9000").build(EncoderContext("image", 8, cache_dir=tmp_path))
     with pytest.raises(zsbench.DataError, match="weights file not found"):
-        build_timm_backbone(
-            EncoderContext("image", 8, cache_dir=tmp_path),
-            model="resnet18",
-            pretrained_path=str(tmp_path / "none.pth"),
-        )
+        TimmBackbone(model="resnet18", pretrained_path=str(tmp_path / "none.pth")).build(EncoderContext("image", 8, cache_dir=tmp_path))
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])

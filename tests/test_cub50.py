@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from data_fixtures import isolated_cache
 from zsbench_clarel.vocabulary import tokenize
-from zsbench_datasets import build_cub
+from zsbench_datasets import Cub
 
 from zsbench import protocol
 from zsbench.data.reed_text import image_stem
@@ -35,7 +35,7 @@ def root():
 @pytest.fixture(scope="module")
 def cub50(root, tmp_path_factory):
     with isolated_cache(tmp_path_factory):
-        yield build_cub(root, features="efficientnet_lite0.mat", splits="att_splits.mat", images=False)
+        yield Cub(features="efficientnet_lite0.mat", splits="att_splits.mat", images=False).build(root)
 
 
 def test_counts_classes_and_official_split(cub50):
@@ -70,7 +70,7 @@ def test_every_class_level_kind(cub50, root):
 
 def test_auto_split_file_takes_the_sentences(root, tmp_path_factory):
     with isolated_cache(tmp_path_factory):
-        b = build_cub(root, features="efficientnet_lite0.mat", images=False)
+        b = Cub(features="efficientnet_lite0.mat", images=False).build(root)
     assert b.class_embeddings.shape == (50, 1024)
     assert b.class_sentences is b.class_embeddings
 
@@ -114,7 +114,7 @@ def test_a_missing_kind_names_the_file_it_needs(root, tmp_path, kind, drop, need
     for name in FILES:
         if name != drop:
             (folder / name).symlink_to(root / name)
-    b = build_cub(folder, features="efficientnet_lite0.mat", splits="att_splits.mat", images=False)
+    b = Cub(features="efficientnet_lite0.mat", splits="att_splits.mat", images=False).build(folder)
     with pytest.raises(DataError, match=needs.replace(".", r"\.")) as raised:
         protocol.class_side(b, protocol.test_stage(b), kind)
     assert str(folder) in str(raised.value)

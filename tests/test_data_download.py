@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from data_fixtures.matfiles import tiny_xlsa17, write_texts
-from zsbench_datasets import build_cub
+from zsbench_datasets import Cub
 
 from zsbench.data import download as dl
 from zsbench.data.commands import data as data_cli
@@ -147,7 +147,7 @@ def test_download_installs_a_loadable_checked_folder(tmp_path, archives):
     assert record["notes.mat"]["checksum_published"] and not record["xlsa17.zip"]["checksum_published"]
     assert not (root / dl.DOWNLOADS).exists()
     assert dl.verify("cub", root) == []
-    bundle = build_cub(root)
+    bundle = Cub().build(root)
     np.testing.assert_allclose(bundle.features, written["features"])
     assert len(bundle.texts) == 24
     # a second run has nothing to fetch

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 from data_fixtures import isolated_cache
-from zsbench_datasets import build_flo
+from zsbench_datasets import Flo
 
 import zsbench.data.bundle as bundle_module
 from zsbench.data.download import verify
@@ -28,7 +28,7 @@ def flo(tmp_path_factory):
         pytest.skip("../shared/data/flo is not present")
     with isolated_cache(tmp_path_factory):
         started = time.perf_counter()
-        bundle = build_flo(SHARED_DATA / "flo", features=FLO_FEATURES)
+        bundle = Flo(features=FLO_FEATURES).build(SHARED_DATA / "flo")
         yield bundle, time.perf_counter() - started
 
 
@@ -59,7 +59,7 @@ def test_flo_second_load_hits_the_cache(flo, monkeypatch):
     first, _ = flo
     monkeypatch.setattr(bundle_module, "load_features", lambda path: pytest.fail("cache missed"))
     started = time.perf_counter()
-    again = build_flo(SHARED_DATA / "flo", features=FLO_FEATURES)
+    again = Flo(features=FLO_FEATURES).build(SHARED_DATA / "flo")
     assert time.perf_counter() - started < 10
     np.testing.assert_array_equal(again.features, first.features)
     np.testing.assert_array_equal(again.labels, first.labels)
@@ -120,8 +120,8 @@ def test_incomplete_image_folder_is_an_error_naming_an_image(shared_data, tmp_pa
         (tmp_path / name).symlink_to(shared_data / "flo" / name)
     (tmp_path / "jpg").symlink_to(shared_data / "flo" / "images_sample" / "jpg")
     with pytest.raises(DataError, match=r"image not found \(7985 of 8189 missing"):
-        build_flo(tmp_path, features=FLO_FEATURES)
-    assert build_flo(tmp_path, features=FLO_FEATURES, images=False).image_files is None
+        Flo(features=FLO_FEATURES).build(tmp_path)
+    assert Flo(features=FLO_FEATURES, images=False).build(tmp_path).image_files is None
 
 
 def test_verify_the_shared_flo_folder(shared_data):

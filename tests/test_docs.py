@@ -102,7 +102,9 @@ def test_the_guides_example_plugin_installs_and_runs(tmp_path):
     source = tmp_path / "src"
     shutil.copytree(EXAMPLE, source)  # build in a copy: setuptools writes build/ and egg-info/
     site = tmp_path / "site"
-    env = {**os.environ, "PYTHONPATH": str(site), "ZSBENCH_CACHE": str(tmp_path / "cache")}
+    # The site first, then whatever zsbench checkout the tests import (a worktree's, not the installed one).
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "ZSBENCH_CACHE": str(tmp_path / "cache")}
     env.pop("ZSBENCH_DATA", None)
     run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
          "--target", str(site), str(source)], env, tmp_path)

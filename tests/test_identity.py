@@ -83,10 +83,11 @@ def test_results_stale_lists_rows_from_other_code(tmp_path, monkeypatch, capsys)
 
 
 def test_core_code_and_data_are_part_of_the_identity(toy_registry):
-    method = {"plugin": "least-squares", "options": {"loss": {"name": "clarel"}},
+    # CLAREL's options class declares loss and image_encoder as components (component_option).
+    method = {"plugin": "clarel", "options": {"loss": {"name": "clarel"}},
               "grid": {"image_encoder": [{"name": "feature-projection"}]}, "calibrators": [{"name": "metric-rescaling"}]}
     code = identity.code_identity(toy_registry, method, {"plugin": "toy"})
-    assert set(code["components"]) == {"method:least-squares", "dataset:toy", "loss:clarel",
+    assert set(code["components"]) == {"method:clarel", "dataset:toy", "loss:clarel",
                                        "encoder:feature-projection", "calibrator:metric-rescaling"}
     assert code["components"]["calibrator:metric-rescaling"] == "zsbench_calibrators"
     changed = {**code, "core": "0" * 16}

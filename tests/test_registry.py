@@ -3,6 +3,7 @@ from __future__ import annotations
 import types
 import warnings
 
+import attrs
 import pytest
 
 import zsbench
@@ -167,7 +168,7 @@ def test_a_declared_component_is_imported_only_on_build(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"size": 0}, "method 'widget': option 'size' must be an integer >= 1, got 0"),
-    ({"size": True}, "method 'widget': option 'size' must be an integer >= 1, got True"),
+    ({"size": True}, "method 'widget': option 'size' must be an integer, got True"),  # the type, as validate says
     ({"tilt": -1.0}, "method 'widget': option 'tilt' must be >= 0, got -1.0"),
     ({"sise": 2}, r"method 'widget' has no option\(s\) sise \(did you mean 'size'\?\); its options are: size, tilt"),
 ])
@@ -182,3 +183,78 @@ def test_a_declaration_registered_under_the_wrong_hook_is_a_plugin_problem(tmp_p
     wrong = plugin(register_losses=lambda register: register(module.WidgetOptions))
     with pytest.warns(PluginWarning, match="method 'widget' registered as a loss"):
         Registry([("wrong", wrong, None, None)])
+
+
+def _counted_plugin(calls: list):
+    """A method whose one option's validator records each check, and a composed method whose
+    nested components are declared (``critic``) or merely named like one (``aux_loss``)."""
+
+    def counted(instance, attribute, value):
+        calls.append(value)
+
+    @attrs.frozen
+    class CountedOptions:
+        size: int = zsbench.option(1, counted)
+
+    @attrs.frozen
+    class Counted(CountedOptions):
+        def fit(self, data, context):
+            raise NotImplementedError
+
+    zsbench.component("method", "counted", build=Counted)(CountedOptions)
+
+    @zsbench.component("loss", "hinge")
+    @attrs.frozen
+    class HingeOptions:
+        margin: float = zsbench.option(1.0, zsbench.gt(0))
+
+    @zsbench.component("method", "composed")
+    @attrs.frozen
+    class ComposedOptions:
+        critic: dict | str | None = zsbench.component_option("loss")
+        aux_loss: dict | None = zsbench.option(None)
+
+    def register_methods(register):
+        register(CountedOptions)
+        register(ComposedOptions)
+
+    return plugin(register_methods=register_methods, register_losses=lambda register: register(HingeOptions))
+
+
+def test_a_spec_entry_is_validated_once_into_the_object_the_component_is():
+    calls: list = []
+    reg = Registry([("p", _counted_plugin(calls), None, None)])
+    built = reg.build("method", "counted", size=4)
+    assert type(built).__name__ == "Counted" and built.size == 4
+    assert calls == [4]  # checked once; the implementation is not checked again
+
+
+def test_nested_components_are_the_options_declared_as_components_not_guessed_from_names():
+    from zsbench.schema import named_components
+    from zsbench.spec import parse_spec
+
+    reg = Registry([("p", _counted_plugin([]), None, None),
+                    ("d", plugin(register_datasets=lambda register: register("toy", lambda root=None: root)), None, None)])
+    entry = reg.get("method", "composed")
+    options = {"critic": {"name": "hinge", "margin": 2.0}, "aux_loss": {"name": "not-a-loss"}}
+    assert named_components(entry.options_class, options) == [("loss", "hinge")]
+    assert named_components(entry.options_class, {"critic": "hinge"}) == [("loss", "hinge")]
+    raw = {"name": "t", "datasets": [{"name": "toy"}],
+           "methods": [{"name": "m", "method": "composed", "critic": {"name": "hinge", "margin": -1.0}}]}
+    with pytest.raises(zsbench.SpecError, match=r"methods\[0\]\.critic\.margin: expected a number > 0, got -1.0"):
+        parse_spec(raw, "bench.yaml", reg)
+
+
+def test_an_implementation_that_adds_options_is_refused():
+    @zsbench.component("method", "grown")
+    @attrs.frozen
+    class GrownOptions:
+        size: int = zsbench.option(1)
+
+    @attrs.frozen
+    class Grown(GrownOptions):
+        extra: int = 0
+
+    declared = zsbench.schema.declared(GrownOptions)
+    with pytest.raises(PluginError, match="adds fields; declare every option on GrownOptions"):
+        declared.implement(Grown, GrownOptions(size=2))

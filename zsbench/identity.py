@@ -50,7 +50,8 @@ import numpy as np
 from zsbench.interfaces import DatasetBundle
 from zsbench.paths import cache_home
 from zsbench.registry import Registry
-from zsbench.spec import _component_kind  # the spec's rule for which options name components
+from zsbench.schema import named_components  # options classes declare which options are components
+from zsbench.spec import set_path
 
 EVALUATION = "zsbench.evaluation"  # where the code path that makes the numbers starts
 HASH_CACHE_FILE = "sha256.json"
@@ -212,27 +213,30 @@ def source_identity(obj: Any) -> str:
     return _digest(parts)
 
 
-def _named_components(options: Any, key: str = "") -> Iterator[tuple[str, str]]:
-    """(kind, name) of every component named in (nested) options: ``{name: ..., ...}`` under an
-    option called ``loss``, ``*_loss``, ``encoder`` or ``*_encoder``; grid values included."""
-    if isinstance(options, dict):
-        kind = _component_kind(key.split(".")[-1]) if key else None
-        if kind and isinstance(options.get("name"), str):
-            yield kind, options["name"]
-        for k, v in options.items():
-            yield from _named_components(v, str(k))
-    elif isinstance(options, list):
-        for v in options:
-            yield from _named_components(v, key)
+def _named_components(registry: Registry, method: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(kind, name) of every component named in the method's (nested) options, grid values
+    included, where the options classes declare a component option (``component_option``)."""
+
+    def options_class(kind: str, name: str) -> type | None:
+        try:
+            return registry.get(kind, name).options_class
+        except Exception:  # noqa: BLE001 - unknown now: it names no components
+            return None
+
+    if (cls := options_class("method", method["plugin"])) is None:
+        return
+    options = method.get("options", {})
+    grid = method.get("grid", {})
+    for point in [options, *(set_path(options, path, v) for path, values in grid.items() for v in values)]:
+        yield from named_components(cls, point, options_class)
 
 
-def components_used(method: Mapping[str, Any], dataset: Mapping[str, Any]) -> list[tuple[str, str]]:
+def components_used(method: Mapping[str, Any], dataset: Mapping[str, Any], registry: Registry) -> list[tuple[str, str]]:
     """(kind, name) of every component a run of this method and data set entry uses, from the
     dicts ``MethodSpec.as_dict`` / ``DatasetSpec.as_dict`` give (as stored in provenance)."""
     used = [("method", method["plugin"]), ("dataset", dataset["plugin"])]
     used += [("calibrator", c["name"]) for c in method.get("calibrators", []) if c["name"] != "none"]
-    used += list(_named_components(method.get("options", {})))
-    used += list(_named_components({k.split(".")[-1]: v for k, v in method.get("grid", {}).items()}))
+    used += list(_named_components(registry, method))
     return sorted(set(used))
 
 
@@ -242,7 +246,7 @@ def code_identity(registry: Registry, method: Mapping[str, Any], dataset: Mappin
     import zsbench
 
     components, packages, roots = {}, {}, set()
-    for kind, name in components_used(method, dataset):
+    for kind, name in components_used(method, dataset, registry):
         try:
             entry = registry.get(kind, name)
         except Exception:  # noqa: BLE001 - unknown now: recorded, and differs from any known one

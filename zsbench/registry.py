@@ -1,8 +1,8 @@
 """The plugin registry: pluggy over the ``zsbench`` entry-point group.
 
-A plugin's ``register_*`` hook passes either a declared component (an attrs options class
-marked with ``zsbench.component``, see ``zsbench.schema``) or, as before, a name and a plain
-factory whose signature gives the options. Declared components are imported only when built, so
+A plugin's ``register_*`` hook passes a declared component (an attrs options class marked with
+``zsbench.component``, see ``zsbench.schema``), or a name and a plain callable whose signature
+gives the options (see ``PluginEntry``). Declared components are imported only when built, so
 listing and validating never load torch.
 
 One broken plugin costs a warning naming it, not the CLI: an exception (``SystemExit``
@@ -20,7 +20,7 @@ import os
 import threading
 import typing
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -28,7 +28,15 @@ import pluggy
 
 from zsbench import hookspecs
 from zsbench.errors import PluginError
-from zsbench.schema import Component, Option, check_options, declared, options_schema, value_problem
+from zsbench.schema import (
+    Component,
+    Option,
+    declared,
+    did_you_mean,
+    named_components,
+    options_schema,
+    validate,
+)
 
 PLURALS = {"encoder": "encoders", "loss": "losses", "calibrator": "calibrators", "dataset": "datasets", "method": "methods"}
 KINDS = tuple(PLURALS)
@@ -82,28 +90,47 @@ class PluginWarning(UserWarning):
     """A plugin failed to load or register and was skipped."""
 
 
-# Factory arguments that zsbench passes itself (a method's context, a data set's root), not spec options.
+# Arguments zsbench passes to a component's ``build`` itself (an encoder's or loss's context, a
+# data set's root folder), never spec options.
 INJECTED = frozenset({"context", "root", "self"})
+# Kinds whose product needs an argument zsbench passes: the implementation's ``build(...)`` makes it.
+# A method or calibrator is the implementation object itself.
+BUILT_KINDS = frozenset({"encoder", "loss", "dataset"})
 
 
-def _signature_schema(factory: Callable[..., Any]) -> list[Option]:
-    """A plain factory's options, read from its signature (third-party plugins of the old style)."""
-    out = []
-    for name, p in inspect.signature(factory).parameters.items():
-        if name in INJECTED or p.kind not in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+def _signature_options(factory: Callable[..., Any]) -> type | None:
+    """A plain factory's signature as an attrs options class (None when it takes ``**options``),
+    so its spec options go through the same ``validate`` as a declared component's."""
+    parameters = inspect.signature(factory).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    fields, hints = {}, {}
+    try:
+        resolved = typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: names and defaults are still checked
+        resolved = {}
+    for p in parameters:
+        if p.name in INJECTED or p.kind not in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
             continue
-        annotation = "" if p.annotation is p.empty else p.annotation
-        default = attrs.NOTHING if p.default is p.empty else p.default
-        out.append(Option(name, annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation)), default))
-    return out
+        fields[p.name] = attrs.field(default=attrs.NOTHING if p.default is p.empty else p.default, kw_only=True,
+                                     type=None if p.annotation is p.empty else p.annotation)
+        if p.name in resolved:
+            hints[p.name] = resolved[p.name]
+    cls = attrs.make_class(f"{getattr(factory, '__name__', 'factory')}_options", fields, frozen=True)
+    cls.__annotations__ = hints  # what validate's type check reads
+    cls.__doc__ = inspect.getdoc(factory)
+    return cls
 
 
 @attrs.frozen
 class PluginEntry:
     """One registered component: what kind, under which name, from which plugin.
 
-    ``target`` is a declared ``Component`` (options from its attrs class, implementation imported
-    on first use) or a plain factory (options from its signature)."""
+    ``target`` is a declared ``Component`` (an attrs options class; its implementation subclasses
+    it and is imported on first build), or a plain callable. Plain callables stay accepted so that
+    a notebook cell or a small test plugin can register a function or class without a package:
+    their signature is read as an options class and validated the same way, and they are called
+    with the validated values as keywords."""
 
     kind: str
     name: str
@@ -119,12 +146,22 @@ class PluginEntry:
 
     @property
     def factory(self) -> Callable[..., Any]:
-        """The callable that builds the component (importing a declared one's module)."""
+        """The implementation (importing a declared one's module), or the plain callable."""
         if self.component is None:
             return self.target
         if "factory" not in self._loaded:
             self._loaded["factory"] = self.component.load()
         return self._loaded["factory"]
+
+    @property
+    def options_class(self) -> type | None:
+        """The attrs class a spec entry is validated into; None for a plain callable taking
+        ``**options`` (which checks its own)."""
+        if self.component:
+            return self.component.options
+        if "options" not in self._loaded:
+            self._loaded["options"] = _signature_options(self.target)
+        return self._loaded["options"]
 
     @property
     def module(self) -> str:
@@ -158,71 +195,45 @@ class PluginEntry:
 
     def schema(self) -> list[Option]:
         """The spec options, with type, default, constraint and doc."""
-        if self.component:
-            return options_schema(self.component.options)
-        return _signature_schema(self.target)
+        return options_schema(self.options_class) if self.options_class else []
 
     def options(self) -> dict[str, Option]:
         """The spec keys the component accepts, minus injected arguments."""
         return {o.name: o for o in self.schema()}
 
-    def type_hints(self) -> dict[str, Any]:
-        """Resolved annotations of the options (empty when they cannot be resolved)."""
-        source = self.component.options if self.component else self.target
-        if inspect.isclass(source) and not attrs.has(source):  # a plain class: its constructor's
-            source = source.__init__
-        try:
-            return typing.get_type_hints(source)
-        except Exception:  # noqa: BLE001 - unresolvable annotations: names are still checked
-            return {}
+    def validate(self, options: Mapping[str, Any]) -> Any:
+        """The options object of this component's spec ``options`` (see ``zsbench.schema.validate``);
+        None for a plain callable taking ``**options``."""
+        cls = self.options_class
+        return None if cls is None else validate(cls, options, f"{self.kind} {self.name!r}")
 
-    def accepts_any_option(self) -> bool:
-        if self.component:
-            return False
-        sig = inspect.signature(self.target)
-        return any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-
-    def unknown_options(self, names: Iterable[str]) -> list[str]:
-        """Those of ``names`` the factory does not take (none when it takes ``**options``)."""
-        if self.accepts_any_option():
+    def nested(self, options: Mapping[str, Any], registry: Registry) -> list[tuple[str, str]]:
+        """(kind, name) of the components nested in spec ``options``, as the options classes declare
+        them (nested ones' own nested components included)."""
+        if self.options_class is None:
             return []
-        known = self.options()
-        return sorted(name for name in names if name not in known)
 
-    def value_problem(self, name: str, value: Any) -> str | None:
-        """What option ``name`` expects, when ``value`` is out of its declared range; else None."""
-        return value_problem(self.component.options, name, value) if self.component else None
+        def lookup(kind: str, name: str) -> type | None:
+            try:
+                return registry.get(kind, name).options_class
+            except PluginError:
+                return None
 
-    def check(self, **options: Any) -> Any:
-        """Range-check ``options`` against the declared schema (an ``OptionError`` names the
-        component, option, value and constraint); returns the options object, or None for a
-        plain factory (which checks its own)."""
-        self._check_names(options)
-        if self.component:
-            given = {k: v for k, v in options.items() if k not in INJECTED}
-            return check_options(self.component.options, given, f"{self.kind} {self.name!r}")
-        return None
-
-    def _check_names(self, options: dict[str, Any]) -> None:
-        if unknown := [n for n in self.unknown_options(options) if n not in INJECTED]:
-            raise PluginError(
-                f"{self.kind} {self.name!r} has no option(s) {', '.join(unknown)}"
-                f"{did_you_mean(unknown[0], self.options())}; "
-                f"its options are: {', '.join(self.options()) or 'none'}"
-            )
+        return named_components(self.options_class, options, lookup)
 
     def build(self, *args: Any, **options: Any) -> Any:
-        """The factory's product; an option it does not take is a user error naming the others."""
-        self.check(**options)
-        return self.factory(*args, **options)
+        """The component built from spec ``options``, validated once into the options object.
 
-
-def did_you_mean(name: Any, known: Iterable[str]) -> str:
-    """" (did you mean 'x'?)" for the closest of ``known`` to a misspelled ``name``, else ""."""
-    import difflib
-
-    close = difflib.get_close_matches(str(name), list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+        A declared component's implementation is made from that object (not checked again); a
+        method or calibrator is that object, an encoder, loss or data set is what its ``build``
+        returns given what zsbench passes (``args``, and ``root`` for a data set)."""
+        injected = {k: options.pop(k) for k in INJECTED & options.keys()}
+        checked = self.validate(options)
+        if self.component is None:
+            given = options if checked is None else {k: getattr(checked, k) for k in options}
+            return self.factory(*args, **injected, **given)
+        implementation = self.component.implement(self.factory, checked)
+        return implementation.build(*args, **injected) if self.kind in BUILT_KINDS else implementation
 
 
 def strict_from_env() -> bool:

@@ -7,7 +7,6 @@ Every error names the file, the key path (``methods[1].loss.kappa``) and what wa
 from __future__ import annotations
 
 import collections
-import collections.abc
 import copy
 import hashlib
 import itertools
@@ -15,7 +14,6 @@ import json
 import math
 import os
 import re
-import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,14 @@ import attrs
 import yaml
 
 from zsbench.errors import PluginError, SpecError, UserError
-from zsbench.registry import PluginEntry, Registry, did_you_mean
+from zsbench.registry import PluginEntry, Registry
+from zsbench.schema import (
+    MissingOptionError,
+    OptionError,
+    UnknownOptionError,
+    did_you_mean,
+    nested_kind,
+)
 from zsbench.side_information import SIDE_INFORMATION
 
 METHOD_KEYS = {"name", "method", "grid", "calibrators", "sweep", "side_information"}
@@ -32,7 +37,6 @@ DATASET_KEYS = {"name", "plugin", "root", "drop_nonfinite", "backbone"}
 TOP_KEYS = {"name", "description", "seeds", "device", "datasets", "methods"}
 NO_CALIBRATION = "none"
 DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")  # the devices zsbench runs on
-UNIONS = (typing.Union, types.UnionType)  # Optional[X] and X | None
 MAX_SEED = 2**32 - 1  # numpy's seed range
 # Bounds on the work a spec may ask for, so that a typo cannot exhaust memory or time; a real
 # benchmark above them raises them with $ZSBENCH_MAX_RUNS and $ZSBENCH_MAX_GRID_POINTS.
@@ -210,93 +214,41 @@ class _Checker:
             self.fail(key, str(exc))
 
     def options(self, entry: PluginEntry, options: dict[str, Any], key: str) -> None:
-        """Check option names, simple types and declared ranges against the component's schema."""
-        known = entry.options()
-        hints = entry.type_hints()
+        """Validate ``options`` into the component's options object (``zsbench.schema.validate``,
+        the check a build makes too), naming the key path of a bad one; a nested component is
+        checked against its own options."""
+
+        def at(name: str) -> str:
+            return f"{key}.{name}" if key else name
+
         for name, value in options.items():
-            path = f"{key}.{name}" if key else name
             if _nonfinite(value):
-                self.fail(path, f"expected finite numbers, got {value!r} (NaN and infinities are not settings)")
-            if entry.unknown_options([name]):
-                listed = ", ".join(sorted(known)) or "none"
-                self.fail(path, f"unknown option for {entry.kind} {entry.name!r}{did_you_mean(name, known)}; "
-                                f"known options: {listed}")
-            if name in hints and not _matches(value, hints[name]):
-                self.fail(path, f"expected {_describe(hints[name])}, got {value!r}{_yaml_number_hint(value, hints[name])}")
-            if (expected := entry.value_problem(name, value)) is not None:
-                self.fail(path, f"expected {expected}, got {value!r}")
-            kind = _component_kind(name)
+                self.fail(at(name), f"expected finite numbers, got {value!r} (NaN and infinities are not settings)")
+        try:
+            entry.validate(options)
+        except UnknownOptionError as exc:
+            name = next(n for n in options if n in exc.names)
+            self.fail(at(name), f"unknown option for {entry.kind} {entry.name!r}{did_you_mean(name, exc.known)}; "
+                                f"known options: {', '.join(sorted(exc.known)) or 'none'}")
+        except MissingOptionError as exc:
+            self.fail(key or entry.name, f"missing required option(s) for {entry.kind} {entry.name!r}: "
+                                         f"{', '.join(exc.names)}")
+        except OptionError as exc:
+            if exc.option is not None:
+                self.fail(at(exc.option), f"expected {exc.expected}, got {exc.value!r}{exc.note}")
+            self.fail(key or entry.name, str(exc))
+        except UserError as exc:
+            self.fail(key or entry.name, str(exc))
+        for name, value in options.items():
+            kind = nested_kind(entry.options_class, name) if entry.options_class else None
             if kind and isinstance(value, dict) and "name" in value:
-                self.component(kind, value, path)
+                self.component(kind, value, at(name))
             elif kind and isinstance(value, str):  # a component by name alone, e.g. `loss: clarel`
-                self.entry(kind, value, path)
-        missing = [n for n, o in known.items() if o.required and n not in options]
-        if missing:
-            self.fail(key or entry.name, f"missing required option(s) for {entry.kind} {entry.name!r}: {', '.join(missing)}")
-        if entry.component:  # checks across options (a grid's ends in order, ...)
-            try:
-                entry.check(**options)
-            except UserError as exc:
-                self.fail(key or entry.name, str(exc))
+                self.entry(kind, value, at(name))
 
     def component(self, kind: str, value: dict[str, Any], key: str) -> None:
         entry = self.entry(kind, value.get("name"), f"{key}.name")
         self.options(entry, {k: v for k, v in value.items() if k != "name"}, key)
-
-
-def _component_kind(option: str) -> str | None:
-    if option == "loss" or option.endswith("_loss"):
-        return "loss"
-    if option == "encoder" or option.endswith("_encoder"):
-        return "encoder"
-    if option == "calibrator":
-        return "calibrator"
-    return None
-
-
-def _matches(value: Any, hint: Any) -> bool:
-    origin = typing.get_origin(hint)
-    if hint is Any:
-        return True
-    if origin in UNIONS:
-        return any(_matches(value, h) for h in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint in (str, bool):
-        return isinstance(value, hint)
-    if origin in (list, tuple, collections.abc.Sequence) or hint in (list, tuple):
-        return isinstance(value, list)
-    if origin is dict or hint is dict:
-        return isinstance(value, dict)
-    if origin is typing.Literal:
-        return value in typing.get_args(hint)
-    return True  # richer annotations are the factory's to check
-
-
-def _yaml_number_hint(value: Any, hint: Any) -> str:
-    """Why a number-looking string is a string: YAML reads ``1e3`` (no dot) as text."""
-    if not isinstance(value, str) or not _matches(1.0, hint):
-        return ""
-    try:
-        number = float(value)
-    except ValueError:
-        return ""
-    return (f" (YAML reads {value} as text, not a number: write it with a dot and a signed exponent, "
-            f"{number:.1e}, or as {number:g})")
-
-
-def _describe(hint: Any) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
-    if typing.get_origin(hint) is typing.Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
-    args = typing.get_args(hint)
-    if args and typing.get_origin(hint) in UNIONS:
-        return " or ".join(_describe(a) for a in args)
-    return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def _seeds(c: _Checker, value: Any) -> tuple[int, ...]:

@@ -36,7 +36,7 @@ from zsbench.encoders import (
 )
 from zsbench.errors import UserError
 from zsbench.interfaces import EncoderContext
-from zsbench_backbones.options import LITE_OPTIONS, NATIVE  # noqa: F401 - NATIVE re-exported
+from zsbench_backbones.options import NATIVE, Lite0Options, Lite1Options, Lite2Options  # noqa: F401 - NATIVE re-exported
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -169,25 +169,27 @@ def _precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def _build(variant: str, context: EncoderContext, **options) -> EfficientNetLite:
-    o = LITE_OPTIONS[variant](**options)
+def _lite(variant: str, options: Lite0Options, context: EncoderContext) -> EfficientNetLite:
     return EfficientNetLite(
-        variant, context, ShortSideCrop(o.resize, o.crop),
-        o.batch_size, default_workers(context.device) if o.num_workers is None else o.num_workers,
-        _precision(o.precision, context.device), o.dropout,
+        variant, context, ShortSideCrop(options.resize, options.crop),
+        options.batch_size, default_workers(context.device) if options.num_workers is None else options.num_workers,
+        _precision(options.precision, context.device), options.dropout,
     )
 
 
-def build_lite0(context: EncoderContext, **options) -> EfficientNetLite:
-    """EfficientNet-Lite0 (options: ``zsbench_backbones.options``)."""
-    return _build("lite0", context, **options)
+@attrs.frozen
+class Lite0(Lite0Options):
+    def build(self, context: EncoderContext) -> EfficientNetLite:
+        return _lite("lite0", self, context)
 
 
-def build_lite1(context: EncoderContext, **options) -> EfficientNetLite:
-    """EfficientNet-Lite1 (options: ``zsbench_backbones.options``)."""
-    return _build("lite1", context, **options)
+@attrs.frozen
+class Lite1(Lite1Options):
+    def build(self, context: EncoderContext) -> EfficientNetLite:
+        return _lite("lite1", self, context)
 
 
-def build_lite2(context: EncoderContext, **options) -> EfficientNetLite:
-    """EfficientNet-Lite2 (options: ``zsbench_backbones.options``)."""
-    return _build("lite2", context, **options)
+@attrs.frozen
+class Lite2(Lite2Options):
+    def build(self, context: EncoderContext) -> EfficientNetLite:
+        return _lite("lite2", self, context)

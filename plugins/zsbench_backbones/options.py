@@ -14,7 +14,7 @@ RESIZE_DOC = "the short side is resized to this (long side rounded)"
 CROP_DOC = "centre crop size (offsets floored; at most `resize`)"
 
 
-@zsbench.component("encoder", "efficientnet-lite0", build="zsbench_backbones.efficientnet_lite:build_lite0")
+@zsbench.component("encoder", "efficientnet-lite0", build="zsbench_backbones.efficientnet_lite:Lite0")
 @attrs.frozen
 class Lite0Options:
     """EfficientNet-Lite0 ImageNet features (offline weights), frozen: short side 256, centre crop
@@ -36,7 +36,7 @@ class Lite0Options:
             raise zsbench.OptionError(f"need crop <= resize, got crop {self.crop}, resize {self.resize}")
 
 
-@zsbench.component("encoder", "efficientnet-lite1", build="zsbench_backbones.efficientnet_lite:build_lite1")
+@zsbench.component("encoder", "efficientnet-lite1", build="zsbench_backbones.efficientnet_lite:Lite1")
 @attrs.frozen
 class Lite1Options(Lite0Options):
     """EfficientNet-Lite1 ImageNet features (offline weights), frozen: short side 274, centre crop
@@ -46,7 +46,7 @@ class Lite1Options(Lite0Options):
     crop: int = option(NATIVE["lite1"][1], integer(1), doc=CROP_DOC)
 
 
-@zsbench.component("encoder", "efficientnet-lite2", build="zsbench_backbones.efficientnet_lite:build_lite2")
+@zsbench.component("encoder", "efficientnet-lite2", build="zsbench_backbones.efficientnet_lite:Lite2")
 @attrs.frozen
 class Lite2Options(Lite0Options):
     """EfficientNet-Lite2 ImageNet features (offline weights), frozen: short side 297, centre crop

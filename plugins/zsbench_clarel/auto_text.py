@@ -6,26 +6,26 @@ One spec can then run CLAREL on a data set with Reed-style descriptions (CUB, FL
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
+from torch import nn
 
 from zsbench.interfaces import EncoderContext
-from zsbench_clarel.encoders import build_class_projection
-from zsbench_clarel.options import AutoTextOptions, ClassProjectionOptions, CnnLstmOptions
-from zsbench_clarel.text_cnn_lstm import build_cnn_lstm
+from zsbench_clarel.encoders import ClassProjection
+from zsbench_clarel.options import AutoTextOptions
+from zsbench_clarel.text_cnn_lstm import CnnLstm
 
 
-def build_auto_text(context: EncoderContext, **options: Any):
+@attrs.frozen
+class AutoText(AutoTextOptions):
     """cnn-lstm on per-image sentences when the data has them, else class-projection.
 
     Every option must belong to one of the two (``AutoTextOptions``); the ones set go to
     whichever is chosen when it takes them (e.g. ``word_vectors`` is dropped on a data set
     without sentences), so one spec serves both kinds of data set.
     """
-    chosen = {k: v for k, v in attrs.asdict(AutoTextOptions(**options), recurse=False).items() if v is not None}
-    factory, declared = (
-        (build_cnn_lstm, CnnLstmOptions) if context.training_texts else (build_class_projection, ClassProjectionOptions)
-    )
-    accepted = attrs.fields_dict(declared)
-    return factory(context, **{k: v for k, v in chosen.items() if k in accepted})
+
+    def build(self, context: EncoderContext) -> nn.Module:
+        chosen = {k: v for k, v in attrs.asdict(self, recurse=False).items() if v is not None}
+        encoder = CnnLstm if context.training_texts else ClassProjection
+        accepted = attrs.fields_dict(encoder)
+        return encoder(**{k: v for k, v in chosen.items() if k in accepted}).build(context)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import numpy as np
 import torch
 from torch import nn
@@ -91,35 +92,37 @@ def _input_dim(context: EncoderContext, what: str) -> int:
     return context.input_dim
 
 
-def build_feature_projection(context: EncoderContext, **options: Any) -> VectorProjection:
-    """Image features (xlsa17 layout) -> dropout -> linear projection to the joint space.
+@attrs.frozen
+class FeatureProjection(FeatureProjectionOptions):
+    def build(self, context: EncoderContext) -> VectorProjection:
+        """Image features (xlsa17 layout) -> dropout -> linear projection to the joint space.
 
-    ``standardize`` first scales each feature by its training mean and deviation."""
-    o = FeatureProjectionOptions(**options)
-    return VectorProjection(
-        "image",
-        FEATURES,
-        _input_dim(context, "image features"),
-        context.embed_dim,
-        o.dropout,
-        o.hidden or (),
-        _statistics(context, o.standardize),
-    )
+        ``standardize`` first scales each feature by its training mean and deviation."""
+        return VectorProjection(
+            "image",
+            FEATURES,
+            _input_dim(context, "image features"),
+            context.embed_dim,
+            self.dropout,
+            self.hidden or (),
+            _statistics(context, self.standardize),
+        )
 
 
-def build_class_projection(context: EncoderContext, **options: Any) -> VectorProjection:
-    """Class embeddings -> linear or MLP projection: the text side when a data set has no per-image text.
+@attrs.frozen
+class ClassProjection(ClassProjectionOptions):
+    def build(self, context: EncoderContext) -> VectorProjection:
+        """Class embeddings -> linear or MLP projection: the text side when a data set has no per-image text.
 
-    ``standardize`` (default) scales each dimension by its mean and deviation over the seen
-    classes: class-averaged sentence embeddings differ in small offsets from a large shared
-    component, which a linear map trained by SGD otherwise barely separates."""
-    o = ClassProjectionOptions(**options)
-    return VectorProjection(
-        "text",
-        CLASS_EMBEDDINGS,
-        _input_dim(context, "class embeddings"),
-        context.embed_dim,
-        o.dropout,
-        o.hidden or (),
-        _statistics(context, o.standardize),
-    )
+        ``standardize`` (default) scales each dimension by its mean and deviation over the seen
+        classes: class-averaged sentence embeddings differ in small offsets from a large shared
+        component, which a linear map trained by SGD otherwise barely separates."""
+        return VectorProjection(
+            "text",
+            CLASS_EMBEDDINGS,
+            _input_dim(context, "class embeddings"),
+            context.embed_dim,
+            self.dropout,
+            self.hidden or (),
+            _statistics(context, self.standardize),
+        )

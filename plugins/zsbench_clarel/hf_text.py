@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+import attrs
 import torch
 from torch import nn
 
@@ -78,22 +78,23 @@ class HfTextEncoder(nn.Module):
         return self.projection(pooled)
 
 
-def build_hf_text(context: EncoderContext, **options: Any) -> HfTextEncoder:
-    """Sentences -> local Hugging Face model (mean pooling, frozen by default) -> linear.
+@attrs.frozen
+class HfText(HfTextOptions):
+    def build(self, context: EncoderContext) -> HfTextEncoder:
+        """Sentences -> local Hugging Face model (mean pooling, frozen by default) -> linear.
 
-    ``model_path``: a model folder, or a packaged model's name (``all-MiniLM-L6-v2``)."""
-    o = HfTextOptions(**options)
-    folder = sentence_embeddings.model_folder(o.model_path)
-    tokenizer, transformer = sentence_embeddings.load_encoder(folder)
-    if o.finetune:
-        transformer.train().requires_grad_(True)
-    return HfTextEncoder(
-        tokenizer,
-        transformer,
-        context.embed_dim,
-        finetune=o.finetune,
-        max_length=o.max_length,
-        dropout=o.dropout,
-        device=context.device,
-        folder=folder,
-    )
+        ``model_path``: a model folder, or a packaged model's name (``all-MiniLM-L6-v2``)."""
+        folder = sentence_embeddings.model_folder(self.model_path)
+        tokenizer, transformer = sentence_embeddings.load_encoder(folder)
+        if self.finetune:
+            transformer.train().requires_grad_(True)
+        return HfTextEncoder(
+            tokenizer,
+            transformer,
+            context.embed_dim,
+            finetune=self.finetune,
+            max_length=self.max_length,
+            dropout=self.dropout,
+            device=context.device,
+            folder=folder,
+        )

@@ -11,8 +11,7 @@ optimizer's.
 
 from __future__ import annotations
 
-from typing import Any
-
+import attrs
 import torch
 from torch import nn
 from torch.nn.functional import cross_entropy
@@ -73,18 +72,22 @@ class ClarelLoss(nn.Module):
         return LossOutput(total, {**retrieval.parts, **classifier.parts})
 
 
-def build_retrieval(context: LossContext, **options: Any) -> RetrievalLoss:
-    """Bidirectional batch retrieval cross-entropy on negative Euclidean distances, mixed by lam."""
-    return RetrievalLoss(RetrievalOptions(**options).lam)
+@attrs.frozen
+class Retrieval(RetrievalOptions):
+    def build(self, context: LossContext) -> RetrievalLoss:
+        """Bidirectional batch retrieval cross-entropy on negative Euclidean distances, mixed by lam."""
+        return RetrievalLoss(self.lam)
 
 
-def build_classifier(context: LossContext, **options: Any) -> ClassifierLoss:
-    """Seen-class cross-entropy of a linear head on each modality's embedding (image + text)."""
-    ClassifierOptions(**options)
-    return ClassifierLoss(context.embed_dim, context.num_seen_classes)
+@attrs.frozen
+class Classifier(ClassifierOptions):
+    def build(self, context: LossContext) -> ClassifierLoss:
+        """Seen-class cross-entropy of a linear head on each modality's embedding (image + text)."""
+        return ClassifierLoss(context.embed_dim, context.num_seen_classes)
 
 
-def build_clarel_loss(context: LossContext, **options: Any) -> ClarelLoss:
-    """CLAREL's total: (1-kappa) * retrieval(lam) + kappa * classifier (paper: lam = kappa = 0.5)."""
-    o = ClarelLossOptions(**options)
-    return ClarelLoss(build_retrieval(context, lam=o.lam), build_classifier(context), o.kappa)
+@attrs.frozen
+class ClarelTotal(ClarelLossOptions):
+    def build(self, context: LossContext) -> ClarelLoss:
+        """CLAREL's total: (1-kappa) * retrieval(lam) + kappa * classifier (paper: lam = kappa = 0.5)."""
+        return ClarelLoss(Retrieval(lam=self.lam).build(context), Classifier().build(context), self.kappa)

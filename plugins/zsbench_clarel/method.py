@@ -167,10 +167,10 @@ class ClarelScorer:
         )
 
 
-@attrs.define
-class ClarelMethod:
-    """CLAREL; every ``eval_every`` steps the runner's ``context.evaluate`` (validation stage
-    only) scores the model so far, and its numbers join the progress bar."""
+@attrs.frozen
+class FitSettings:
+    """CLAREL's options with their defaults resolved (component specs, the training schedule):
+    what a fit reads and, less the options that do not change the weights, its checkpoint key."""
 
     image_encoder: dict
     text_encoder: dict
@@ -184,17 +184,11 @@ class ClarelMethod:
     eval_batch_size: int = 1024
     bucket_prototypes: bool = True
 
-    def fit(self, data: FitData, context: RunContext) -> ClarelScorer:
-        devices = [context.device] if context.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(context.seed)
-            return _Fit(self, data, context).run()
-
 
 class _Fit:
     """One fit: the encoders, their prepared inputs on the device, the sampler and the loss."""
 
-    def __init__(self, method: ClarelMethod, data: FitData, context: RunContext):
+    def __init__(self, method: FitSettings, data: FitData, context: RunContext):
         self.method, self.data, self.context, self.device = method, data, context, context.device
         classes = data.classes
         if len(data.labels) == 0:
@@ -411,7 +405,8 @@ class _Fit:
         return self.scorer(result)
 
 
-def build_clarel(**options: Any) -> ClarelMethod:
+@attrs.frozen
+class Clarel(ClarelOptions):
     """CLAREL (Oreshkin et al.): image/text encoders trained by retrieval + classifier losses.
 
     ``image_encoder`` / ``text_encoder`` / ``loss`` name registered plugins with their options,
@@ -421,32 +416,42 @@ def build_clarel(**options: Any) -> ClarelMethod:
     to three 10x decays at 1/2, 3/4 and 7/8 of training. ``texts_per_image``: sentences of an
     image averaged per step (null: all, the paper's). ``bucket_prototypes``: embed the prototype
     sentences sorted by length, so each chunk pads little (the encoder trims to its longest).
+    Every ``eval_every`` steps the runner's ``context.evaluate`` (validation stage only) scores
+    the model so far, and its numbers join the progress bar.
     """
-    o = ClarelOptions(**options)
-    config = TrainConfig(
-        steps=o.steps,
-        lr=o.lr,
-        momentum=o.momentum,
-        weight_decay=o.weight_decay,
-        grad_clip=o.grad_clip,
-        lr_decay_steps=tuple(o.lr_decay_steps)
-        if o.lr_decay_steps is not None
-        else default_decay_steps(o.steps),
-        lr_decay_factor=o.lr_decay_factor,
-        amp=o.amp,
-        eval_every=o.eval_every,
-        checkpoint_every=o.checkpoint_every,
-    )
-    return ClarelMethod(
-        image_encoder=_spec(o.image_encoder, "feature-projection"),
-        text_encoder=_spec(o.text_encoder, "auto-text"),
-        loss=_spec(o.loss, "clarel"),
-        embed_dim=o.embed_dim,
-        train_config=config,
-        batch_size=o.batch_size,
-        texts_per_image=o.texts_per_image,
-        texts_per_prototype=o.texts_per_prototype,
-        checkpoint_dir=o.checkpoint_dir,
-        eval_batch_size=o.eval_batch_size,
-        bucket_prototypes=o.bucket_prototypes,
-    )
+
+    def settings(self) -> FitSettings:
+        config = TrainConfig(
+            steps=self.steps,
+            lr=self.lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            grad_clip=self.grad_clip,
+            lr_decay_steps=tuple(self.lr_decay_steps)
+            if self.lr_decay_steps is not None
+            else default_decay_steps(self.steps),
+            lr_decay_factor=self.lr_decay_factor,
+            amp=self.amp,
+            eval_every=self.eval_every,
+            checkpoint_every=self.checkpoint_every,
+        )
+        return FitSettings(
+            image_encoder=_spec(self.image_encoder, "feature-projection"),
+            text_encoder=_spec(self.text_encoder, "auto-text"),
+            loss=_spec(self.loss, "clarel"),
+            embed_dim=self.embed_dim,
+            train_config=config,
+            batch_size=self.batch_size,
+            texts_per_image=self.texts_per_image,
+            texts_per_prototype=self.texts_per_prototype,
+            checkpoint_dir=self.checkpoint_dir,
+            eval_batch_size=self.eval_batch_size,
+            bucket_prototypes=self.bucket_prototypes,
+        )
+
+    def fit(self, data: FitData, context: RunContext) -> ClarelScorer:
+        settings = self.settings()
+        devices = [context.device] if context.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(context.seed)
+            return _Fit(settings, data, context).run()

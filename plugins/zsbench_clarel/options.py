@@ -1,7 +1,7 @@
 """CLAREL's components' options, declared once (defaults, ranges, docs) without importing torch.
 
-The builders in the other modules (torch, timm, transformers) are imported only when a run
-builds the component; each starts from its options class here, so defaults live only here.
+The implementations in the other modules (torch, timm, transformers) subclass these classes
+and are imported only when a run builds the component, so defaults live only here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import attrs
 
 import zsbench
 from zsbench import between, each, ge, gt, integer, option, optional
-from zsbench.schema import Check, options_schema
+from zsbench.schema import Check, component_option, options_schema
 
 PAPER_STEPS = 150_001
 COMPONENT_DOC = "a registered {kind} name, or `{{name: ..., <options>}}`"
@@ -27,15 +27,7 @@ def _odd(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         raise ValueError(value)
 
 
-def _component(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if not isinstance(value, (str, dict)):
-        raise TypeError(value)
-
-
-component_spec = Check(attrs.validators.optional(_component), "a name or a mapping with a `name`")
-
-
-@zsbench.component("encoder", "feature-projection", build="zsbench_clarel.encoders:build_feature_projection")
+@zsbench.component("encoder", "feature-projection", build="zsbench_clarel.encoders:FeatureProjection")
 @attrs.frozen
 class FeatureProjectionOptions:
     """Image features (xlsa17 layout) -> dropout -> linear projection to the joint space."""
@@ -46,7 +38,7 @@ class FeatureProjectionOptions:
     standardize: bool = option(False, doc="scale each feature by its mean and deviation over the training images")
 
 
-@zsbench.component("encoder", "class-projection", build="zsbench_clarel.encoders:build_class_projection")
+@zsbench.component("encoder", "class-projection", build="zsbench_clarel.encoders:ClassProjection")
 @attrs.frozen
 class ClassProjectionOptions:
     """Class embeddings -> linear or MLP projection: the text side when a data set has no per-image text."""
@@ -58,7 +50,7 @@ class ClassProjectionOptions:
                                          "component that a linear map trained by SGD barely separates otherwise)")
 
 
-@zsbench.component("encoder", "cnn-lstm", build="zsbench_clarel.text_cnn_lstm:build_cnn_lstm")
+@zsbench.component("encoder", "cnn-lstm", build="zsbench_clarel.text_cnn_lstm:CnnLstm")
 @attrs.frozen
 class CnnLstmOptions:
     """Sentences -> word vectors (frozen word2vec/GloVe file, or learned) -> residual CNN -> BiLSTM."""
@@ -77,7 +69,7 @@ class CnnLstmOptions:
     dropout: float = option(0.25, probability, doc="dropout before the projection")
 
 
-@zsbench.component("encoder", "hf-text", build="zsbench_clarel.hf_text:build_hf_text")
+@zsbench.component("encoder", "hf-text", build="zsbench_clarel.hf_text:HfText")
 @attrs.frozen
 class HfTextOptions:
     """Sentences -> local Hugging Face model folder (mean pooling, frozen by default) -> linear."""
@@ -88,7 +80,7 @@ class HfTextOptions:
     dropout: float = option(0.25, probability, doc="dropout before the projection")
 
 
-@zsbench.component("encoder", "timm-backbone", build="zsbench_clarel.timm_image:build_timm_backbone")
+@zsbench.component("encoder", "timm-backbone", build="zsbench_clarel.timm_image:TimmBackbone")
 @attrs.frozen
 class TimmBackboneOptions:
     """Raw images through a frozen timm backbone (cached pooled features) -> dropout -> linear."""
@@ -130,14 +122,14 @@ def _auto_text_fields() -> dict[str, Any]:
     return fields
 
 
-AutoTextOptions = zsbench.component("encoder", "auto-text", build="zsbench_clarel.auto_text:build_auto_text")(
+AutoTextOptions = zsbench.component("encoder", "auto-text", build="zsbench_clarel.auto_text:AutoText")(
     attrs.make_class("AutoTextOptions", _auto_text_fields(), frozen=True)
 )
 AutoTextOptions.__doc__ = "cnn-lstm on per-image sentences when the data has them, else class-projection."
 AutoTextOptions.__module__ = __name__
 
 
-@zsbench.component("loss", "retrieval", build="zsbench_clarel.losses:build_retrieval")
+@zsbench.component("loss", "retrieval", build="zsbench_clarel.losses:Retrieval")
 @attrs.frozen
 class RetrievalOptions:
     """Bidirectional batch retrieval cross-entropy on negative Euclidean distances, mixed by lam."""
@@ -146,13 +138,13 @@ class RetrievalOptions:
                                          "versus image retrieval (each text against the batch's images)")
 
 
-@zsbench.component("loss", "classifier", build="zsbench_clarel.losses:build_classifier")
+@zsbench.component("loss", "classifier", build="zsbench_clarel.losses:Classifier")
 @attrs.frozen
 class ClassifierOptions:
     """Seen-class cross-entropy of a linear head on each modality's embedding (image + text)."""
 
 
-@zsbench.component("loss", "clarel", build="zsbench_clarel.losses:build_clarel_loss")
+@zsbench.component("loss", "clarel", build="zsbench_clarel.losses:ClarelTotal")
 @attrs.frozen
 class ClarelLossOptions:
     """CLAREL's total: (1-kappa) * retrieval(lam) + kappa * classifier (paper: lam = kappa = 0.5)."""
@@ -161,18 +153,18 @@ class ClarelLossOptions:
     kappa: float = option(0.5, weight, doc="weight of the classifier losses versus the retrieval losses")
 
 
-@zsbench.component("method", "clarel", build="zsbench_clarel.method:build_clarel")
+@zsbench.component("method", "clarel", build="zsbench_clarel.method:Clarel")
 @attrs.frozen
 class ClarelOptions:
     """CLAREL (Oreshkin et al.): image/text encoders trained by retrieval + classifier losses."""
 
-    image_encoder: dict | str | None = option(None, component_spec, doc=COMPONENT_DOC.format(kind="encoder")
-                                              + "; null: `feature-projection`")
-    text_encoder: dict | str | None = option(None, component_spec, doc=COMPONENT_DOC.format(kind="encoder")
-                                             + "; null: `auto-text` (`cnn-lstm` when the data set has "
-                                               "per-image sentences, else `class-projection`)")
-    loss: dict | str | None = option(None, component_spec, doc=COMPONENT_DOC.format(kind="loss")
-                                     + ", e.g. `{name: clarel, kappa: 0.25}`; null: `clarel`")
+    image_encoder: dict | str | None = component_option("encoder", doc=COMPONENT_DOC.format(kind="encoder")
+                                                        + "; null: `feature-projection`")
+    text_encoder: dict | str | None = component_option("encoder", doc=COMPONENT_DOC.format(kind="encoder")
+                                                       + "; null: `auto-text` (`cnn-lstm` when the data set "
+                                                         "has per-image sentences, else `class-projection`)")
+    loss: dict | str | None = component_option("loss", doc=COMPONENT_DOC.format(kind="loss")
+                                               + ", e.g. `{name: clarel, kappa: 0.25}`; null: `clarel`")
     embed_dim: int = option(1024, positive_int, doc="width of the joint space")
     steps: int = option(PAPER_STEPS, integer(0), doc="SGD steps (the authors' value)")
     batch_size: int = option(32, integer(2), doc="image/text pairs per step (retrieval contrasts the batch)")

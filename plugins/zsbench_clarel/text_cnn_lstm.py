@@ -16,8 +16,8 @@ needs no lengths on the host.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+import attrs
 import numpy as np
 import torch
 from torch import nn
@@ -214,29 +214,30 @@ class CnnLstmEncoder(nn.Module):
         return x, out_lengths
 
 
-def build_cnn_lstm(context: EncoderContext, **options: Any) -> CnnLstmEncoder:
-    """Sentences -> word vectors (frozen word2vec/GloVe file, or learned) -> residual CNN -> BiLSTM."""
-    o = CnnLstmOptions(**options)
-    if not context.training_texts:
-        raise UserError(
-            "the cnn-lstm text encoder needs per-image training sentences; this data set has "
-            "none (use text_encoder: {name: class-projection})"
+@attrs.frozen
+class CnnLstm(CnnLstmOptions):
+    def build(self, context: EncoderContext) -> CnnLstmEncoder:
+        """Sentences -> word vectors (frozen word2vec/GloVe file, or learned) -> residual CNN -> BiLSTM."""
+        if not context.training_texts:
+            raise UserError(
+                "the cnn-lstm text encoder needs per-image training sentences; this data set has "
+                "none (use text_encoder: {name: class-projection})"
+            )
+        vocabulary = Vocabulary.build(context.training_texts, max_size=self.vocab_size, min_count=self.min_count)
+        vectors = None
+        if self.word_vectors is not None:
+            vectors, _ = load_word_vectors(self.word_vectors, vocabulary.words)
+            vectors[:2] = 0.0  # pad and unknown words are zero vectors
+        return CnnLstmEncoder(
+            vocabulary,
+            context.embed_dim,
+            vectors=vectors,
+            word_dim=self.word_dim,
+            max_tokens=self.max_tokens,
+            filters=self.filters,
+            blocks=self.blocks,
+            units_per_block=self.units_per_block,
+            kernel_size=self.kernel_size,
+            lstm_hidden=self.lstm_hidden,
+            dropout=self.dropout,
         )
-    vocabulary = Vocabulary.build(context.training_texts, max_size=o.vocab_size, min_count=o.min_count)
-    vectors = None
-    if o.word_vectors is not None:
-        vectors, _ = load_word_vectors(o.word_vectors, vocabulary.words)
-        vectors[:2] = 0.0  # pad and unknown words are zero vectors
-    return CnnLstmEncoder(
-        vocabulary,
-        context.embed_dim,
-        vectors=vectors,
-        word_dim=o.word_dim,
-        max_tokens=o.max_tokens,
-        filters=o.filters,
-        blocks=o.blocks,
-        units_per_block=o.units_per_block,
-        kernel_size=o.kernel_size,
-        lstm_hidden=o.lstm_hidden,
-        dropout=o.dropout,
-    )

@@ -12,8 +12,8 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+import attrs
 import numpy as np
 import torch
 from torch import nn
@@ -153,34 +153,35 @@ def _backbone(model: str, pretrained: bool, pretrained_path: str | None) -> tupl
     return backbone, "random-init-seed0"
 
 
-def build_timm_backbone(context: EncoderContext, **options: Any) -> TimmImageEncoder:
-    """Raw images through a frozen timm backbone (cached pooled features) -> dropout -> linear.
+@attrs.frozen
+class TimmBackbone(TimmBackboneOptions):
+    def build(self, context: EncoderContext) -> TimmImageEncoder:
+        """Raw images through a frozen timm backbone (cached pooled features) -> dropout -> linear.
 
-    ``feature_cache`` defaults to the zsbench cache home, shared by every run, seed and method:
-    entries are keyed by content, so sharing them is safe and saves the extraction. ``amp``
-    runs the backbone under bf16 autocast on a GPU (as timm's own inference does).
-    ``num_workers`` defaults to decoding in the main process on the CPU, where the cores are the
-    backbone's, and to up to 8 loader processes on a GPU, which would otherwise wait for them.
-    """
-    o = TimmBackboneOptions(**options)
-    num_workers = o.num_workers
-    if num_workers is None:
-        num_workers = default_workers(context.device)
-    with isolated_rng():  # building draws initial weights: never from the run's generator
-        backbone, weights_tag = _backbone(o.model, o.pretrained, o.pretrained_path)
-    extractor = FeatureExtractor(
-        o.model,
-        weights_tag,
-        backbone,
-        Path(o.feature_cache).expanduser() if o.feature_cache else cache_home(),
-        context.device,
-        o.batch_size,
-        num_workers,
-        o.image_size,
-        o.amp,
-    )
-    encoder = TimmImageEncoder(extractor, context.embed_dim, o.dropout)
-    weights = (f"{Path(o.pretrained_path).name} sha256:{weights_tag[:12]}" if o.pretrained_path is not None
-               else "timm's pretrained weights" if o.pretrained else "random init, seed 0")
-    encoder.feature_name = f"timm {o.model} ({weights})"  # the leaderboard's features column
-    return encoder
+        ``feature_cache`` defaults to the zsbench cache home, shared by every run, seed and method:
+        entries are keyed by content, so sharing them is safe and saves the extraction. ``amp``
+        runs the backbone under bf16 autocast on a GPU (as timm's own inference does).
+        ``num_workers`` defaults to decoding in the main process on the CPU, where the cores are the
+        backbone's, and to up to 8 loader processes on a GPU, which would otherwise wait for them.
+        """
+        num_workers = self.num_workers
+        if num_workers is None:
+            num_workers = default_workers(context.device)
+        with isolated_rng():  # building draws initial weights: never from the run's generator
+            backbone, weights_tag = _backbone(self.model, self.pretrained, self.pretrained_path)
+        extractor = FeatureExtractor(
+            self.model,
+            weights_tag,
+            backbone,
+            Path(self.feature_cache).expanduser() if self.feature_cache else cache_home(),
+            context.device,
+            self.batch_size,
+            num_workers,
+            self.image_size,
+            self.amp,
+        )
+        encoder = TimmImageEncoder(extractor, context.embed_dim, self.dropout)
+        weights = (f"{Path(self.pretrained_path).name} sha256:{weights_tag[:12]}" if self.pretrained_path is not None
+                   else "timm's pretrained weights" if self.pretrained else "random init, seed 0")
+        encoder.feature_name = f"timm {self.model} ({weights})"  # the leaderboard's features column
+        return encoder

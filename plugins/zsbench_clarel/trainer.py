@@ -20,33 +20,26 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from zsbench.errors import DataError, UserError
+from zsbench.errors import DataError
 from zsbench.interfaces import LossOutput
 from zsbench_clarel.precision import amp_dtype, autocast
 
 
 @attrs.frozen
 class TrainConfig:
+    """The training schedule, from CLAREL's options (``ClarelOptions`` declares and checks their ranges)."""
+
     steps: int
     lr: float
     momentum: float
     weight_decay: float
     grad_clip: float | None
-    lr_decay_steps: tuple[int, ...]  # the learning rate is multiplied by lr_decay_factor at each
+    lr_decay_steps: tuple[int, ...]  # the learning rate is multiplied by lr_decay_factor at each of these
     lr_decay_factor: float
     amp: bool
     eval_every: int | None
     checkpoint_every: int | None
     progress_every: int = 50  # steps between progress-bar refreshes (each costs a host sync)
-
-    def __attrs_post_init__(self):
-        if self.steps < 0 or self.lr <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
-            raise UserError(
-                "training needs steps >= 0, lr > 0, momentum in [0, 1), weight_decay >= 0"
-            )
-        for name in ("eval_every", "checkpoint_every"):
-            if (value := getattr(self, name)) is not None and value < 1:
-                raise UserError(f"{name} must be a positive number of steps or null")
 
     def lr_at(self, step: int) -> float:
         return self.lr * self.lr_decay_factor ** sum(step >= s for s in self.lr_decay_steps)

@@ -23,7 +23,7 @@ TEXT_DOC = "per-image sentences: `auto` (`text_c10/` when present), `instance` (
 text_option = option("auto", one_of("auto", "instance", "none"), doc=TEXT_DOC)
 
 
-@zsbench.component("dataset", "cub", build="zsbench_datasets.builders:build_cub")
+@zsbench.component("dataset", "cub", build="zsbench_datasets.builders:Cub")
 @attrs.frozen
 class CubOptions:
     """CUB-200-2011 (Xian et al. GZSL split, 150 seen / 50 unseen birds), Reed et al. texts.
@@ -52,7 +52,7 @@ class CubOptions:
             raise zsbench.OptionError("caption_model embeds the per-image captions, which text: none drops")
 
 
-@zsbench.component("dataset", "flo", build="zsbench_datasets.builders:build_flo")
+@zsbench.component("dataset", "flo", build="zsbench_datasets.builders:Flo")
 @attrs.frozen
 class FloOptions:
     """Oxford FLOWERS-102 (Xian et al. GZSL split, 82 seen / 20 unseen), Reed et al. texts."""
@@ -63,7 +63,7 @@ class FloOptions:
     images: bool = option(True, doc="attach `jpg/` image paths when the Oxford files are there")
 
 
-@zsbench.component("dataset", "xlsa17", build="zsbench_datasets.builders:build_xlsa17")
+@zsbench.component("dataset", "xlsa17", build="zsbench_datasets.builders:Xlsa17")
 @attrs.frozen
 class Xlsa17Options:
     """Any data set in the xlsa17 layout (AWA2, SUN, APY, ...): features + split file."""
@@ -75,7 +75,7 @@ class Xlsa17Options:
     text: Text = text_option
 
 
-@zsbench.component("dataset", "synthetic", build="zsbench_datasets.builders:build_synthetic")
+@zsbench.component("dataset", "synthetic", build="zsbench_datasets.builders:Synthetic")
 @attrs.frozen
 class SyntheticOptions:
     """A small synthetic fine-grained data set (written on first use, in the real formats)."""
@@ -100,6 +100,6 @@ def register_datasets(register):
 
 
 def __getattr__(name: str) -> Any:
-    if name.startswith("build_"):  # the loaders (numpy, scipy)
+    if name in ("Cub", "Flo", "Xlsa17", "Synthetic"):  # the loaders (numpy, scipy)
         return getattr(importlib.import_module("zsbench_datasets.builders"), name)
     raise AttributeError(f"module 'zsbench_datasets' has no attribute {name!r}")

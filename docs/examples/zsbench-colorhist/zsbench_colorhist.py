@@ -35,7 +35,23 @@ class Histogram:
         return torch.from_numpy(counts / counts.sum())
 
 
-class ColorHistogram(torch.nn.Module):
+@zsbench.component("encoder", "color-histogram", build="zsbench_colorhist:ColorHistogram")
+@attrs.frozen
+class ColorHistogramOptions:
+    """Joint RGB colour histogram of each image (bins per channel), a frozen image backbone."""
+
+    bins: int = zsbench.option(8, zsbench.integer(2), zsbench.le(32), doc="bins per channel")
+    side: int = zsbench.option(64, zsbench.integer(1), doc="images are resized to side x side first")
+    num_workers: int = zsbench.option(0, zsbench.integer(0), doc="image-decoding worker processes")
+
+
+@attrs.frozen
+class ColorHistogram(ColorHistogramOptions):  # the options (and their defaults) are inherited
+    def build(self, context: EncoderContext) -> HistogramEncoder:
+        return HistogramEncoder(context, self.bins, self.side, self.num_workers)
+
+
+class HistogramEncoder(torch.nn.Module):
     modality = "image"
     input_kind = IMAGE_FILES  # prepare() receives image paths
 
@@ -64,15 +80,6 @@ class ColorHistogram(torch.nn.Module):
         return self.projection(batch)
 
 
-def color_histogram(context: EncoderContext, *, bins: int = 8, side: int = 64,
-                    num_workers: int = 0) -> ColorHistogram:
-    """Joint RGB colour histogram of each image (bins per channel), a frozen image backbone."""
-    if not 2 <= bins <= 32 or side < 1 or num_workers < 0:
-        raise zsbench.UserError(f"color-histogram: need 2 <= bins <= 32, side >= 1, num_workers >= 0; "
-                                f"got bins={bins}, side={side}, num_workers={num_workers}")
-    return ColorHistogram(context, bins, side, num_workers)
-
-
 @zsbench.hookimpl
 def register_encoders(register):
-    register("color-histogram", color_histogram)
+    register(ColorHistogramOptions)
