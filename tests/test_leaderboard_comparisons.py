@@ -46,7 +46,7 @@ def test_pairs_are_per_seed_differences_with_a_t_interval():
     assert pair.difference.mean == pytest.approx(mean) and pair.difference.half_width == pytest.approx(half)
     assert not pair.tied and pair.why == "ahead"  # the seeds' spread would hide it; paired, it shows
     c, d = summarize(rows_of("c", "none", [0.60, 0.40, 0.70]) + rows_of("d", "none", [0.50, 0.52, 0.61]))
-    assert cmp.Pair.of(c, d).tied and cmp.Pair.of(c, d).why == "tied: the interval contains 0"
+    assert cmp.Pair.of(c, d).tied and cmp.Pair.of(c, d).why == "tied: the seed interval contains 0"
     e, f = summarize(rows_of("e", "none", [0.9]) + rows_of("f", "none", [0.1]))
     assert cmp.Pair.of(e, f).tied and "fewer than two" in cmp.Pair.of(e, f).why
 

@@ -22,7 +22,7 @@ import torch
 
 import zsbench
 from zsbench import protocol
-from zsbench.calibration import ausuc, oracle_h, sweep
+from zsbench.calibration import ausuc, oracle_h, per_image, sweep
 from zsbench.data.finite import finite_bundle
 from zsbench.environment import environment, pin_numerics
 from zsbench.errors import UserError
@@ -320,6 +320,7 @@ def execute(
                     curves=curves,
                     ausuc=area,
                     oracle_H=oracle_h(scores, labels, seen_mask, calibrator),
+                    per_image=per_image(scores, labels, seen_mask, calibrator, param if calibrator is not None else None),
                 )
             )
     elapsed = time.perf_counter() - start
