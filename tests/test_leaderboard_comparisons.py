@@ -145,7 +145,7 @@ def test_rows_that_differ_only_by_backbone_get_a_method_by_backbone_page(tmp_pat
     assert "(pages: [lite0](flo-backbone-lite0" in page  # a single backbone is named in the label too
     assert "| a | 52.0 ± 5.0 | 47.0 ± 6.6 |" in page and "| b | 42.0 ± 6.6 | 48.0 ± 2.5 |" in page
     mean, half = paired([0.05, 0.06, 0.04])
-    assert f"| a | lite0 − lite1 | +{mean:.1f} ± {half:.1f} | 3 | higher |" in page
+    assert f"| a | lite0 − lite1 | +{mean:.1f} ± {half:.1f} | 3 | — | higher |" in page  # no per-image bits
     assert "| b | lite0 − lite1 | -6.0 ± " in page and "[flo: methods by backbone](flo-methods-by-backbone.md)" in (
         tmp_path / "index.md").read_text()
 

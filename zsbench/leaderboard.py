@@ -33,6 +33,7 @@ from zsbench.leaderboard_pages import (
     REPORTED_TITLE,
     ranking_inputs,
     render_backbones,
+    render_entries,
     render_index,
     render_page,
     render_ranking,
@@ -51,6 +52,7 @@ DEFAULT_REPORTED = Path("benchmarks") / "reported.yaml"
 # links are relative to the home page). No slug starts with "_", so no page is named so.
 TOP_ROWS = "_top-rows.md"
 RUN_TIMES = "_run-times.md"  # each data set's run time, included by any docs page that quotes it
+ENTRIES = "_{slug}-entries.md"  # a data set's entries, a section per method, for docs pages to include
 REPORTED_KEYS = {"method", "dataset", "u", "s", "H", "zsl", "source", "notes", "features", "protocol"}
 REPORTED_METRICS = ("u", "s", "H", "zsl")
 
@@ -240,7 +242,9 @@ def write_leaderboard(
         figures = _figures(page, plain, sweeps, out_dir, palette) if with_plots else {}
         path = out_dir / f"{page.slug}.md"
         path.write_text(render_page(page, {k: Path(page.slug) / p.name for k, p in figures.items()}) + "\n")
-        written += [path, *figures.values()]
+        entries = out_dir / ENTRIES.format(slug=page.slug)
+        entries.write_text(render_entries(page))
+        written += [path, *figures.values(), entries]
         for method in method_pages(page):
             figure = method.figure(out_dir, palette) if with_plots else None
             (out_dir / method.path).write_text(method.render(figure) + "\n")
@@ -307,10 +311,11 @@ def leaderboard(results_paths: tuple[str, ...], out_dir: str, reported_path: str
                         "pass --out a folder you can write") from None
     for (dataset, method), count in sorted(failures.items()):
         click.echo(f"{dataset} / {method}: {count} failed run(s), not scored (zsbench results --failed)", err=True)
-    pages = sum(p.suffix == ".md" and p.name not in (TOP_ROWS, RUN_TIMES) for p in written)
+    pages = sum(p.suffix == ".md" and not p.name.startswith("_") for p in written)
+    snippets = sum(p.name.startswith("_") for p in written)
     click.echo(
-        f"wrote {pages} page(s), {len(written) - pages - 2} plot(s) and the home page's top rows ({TOP_ROWS}) "
-        f"and run times ({RUN_TIMES}) to "
+        f"wrote {pages} page(s), {len(written) - pages - snippets} plot(s) and the home page's top rows ({TOP_ROWS}), "
+        f"run times ({RUN_TIMES}) and each data set's entries ({ENTRIES.format(slug='<data set>')}) to "
         f"{out_dir} from {len(rows)} row(s)"
         + (f" and {len(reported)} reported result(s) ({reported_path})" if reported else "")
     )

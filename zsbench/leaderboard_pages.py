@@ -399,6 +399,26 @@ def render_run_times(pages: Sequence[DatasetPage]) -> str:
     return "\n".join([GENERATED, "", *table(head, body, right=head[1:])]) + "\n"
 
 
+def render_entries(page: DatasetPage) -> str:
+    """Every measured entry of a data set, one table per method in a snippet section named by
+    the method's file name (``--8<-- "leaderboard/_<data set>-entries.md:<method>"``), so a docs
+    page that discusses a method includes its numbers instead of pasting them."""
+    plain, _ = split_sweeps(page.rows)
+    summaries = summarize(plain)
+    chosen = cmp.chosen_calibrators(summaries) if summaries else {}
+    slugs = page.method_slugs()
+    lines = [GENERATED, ""]
+    header = ["entry", "chosen on validation", "u", "s", "H", "ZSL", "seeds"]
+    for method in dict.fromkeys(s.method for s in summaries):
+        body = [[s.label, "yes" if chosen[s.method] == s.calibrator else "no",
+                 *(s.estimates[m] for m in ("u", "s", "H", "zsl")), len(s.seeds)]
+                for s in summaries if s.method == method]
+        lines += [f"<!-- --8<-- [start:{slugs[method]}] -->", "",
+                  *table(header, body, right=("u", "s", "H", "ZSL", "seeds")), "",
+                  f"<!-- --8<-- [end:{slugs[method]}] -->", ""]
+    return "\n".join(lines)
+
+
 def ranking_inputs(pages: Sequence[DatasetPage]) -> dict[str, dict[str, float]]:
     """data set -> method plugin -> mean test H of the plugin's entry validation prefers (the
     highest mean validation H among the plugin's validated rows)."""
