@@ -170,3 +170,16 @@ def test_a_method_whose_tolerance_was_never_measured_is_never_ranked_ahead(monke
     main, _ = cmp.validated(summarize(rows))
     assert cmp.rank_labels(main) == ["=1", "=1"]
     assert cmp.versus_best(main)[1].tied and "tolerance" in cmp.versus_best(main)[1].why
+
+
+def test_each_data_sets_entries_are_a_snippet_with_a_section_per_method(tmp_path):
+    rows = rows_of("a", "none", [0.60, 0.62], val=0.4) + rows_of("a", "cs", [0.5, 0.52], val=0.5) + rows_of(
+        "b", "none", [0.3, 0.32])
+    for i, r in enumerate(rows):
+        r.update(id=i, curves={}, side_information="att", features="f", spec_name="s", hyperparameters={},
+                 calibration_param=None, wall_time=1.0, run_key=str(i))
+    assert tmp_path / "_d-entries.md" in write_leaderboard(rows, tmp_path, with_plots=False)
+    snippet = (tmp_path / "_d-entries.md").read_text()
+    section = snippet.split("<!-- --8<-- [start:a] -->")[1].split("<!-- --8<-- [end:a] -->")[0]
+    assert "| a + cs | yes | 51.0 ± 12.7 |" in section and "| a | no | 61.0 ± 12.7 |" in section
+    assert "| b |" not in section and "<!-- --8<-- [start:b] -->" in snippet

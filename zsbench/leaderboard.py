@@ -218,7 +218,8 @@ def write_leaderboard(
     failures: Mapping[tuple[str, str], int] | None = None,
 ) -> list[Path]:
     """Write ``index.md``, one ``<dataset>.md`` per data set with its PNG plots, one page per
-    method under ``<dataset>/``, and the home page's snippet of top rows into ``out_dir``.
+    method under ``<dataset>/``, and the snippets docs pages include (the home page's top rows,
+    run times, each data set's entries) into ``out_dir``.
 
     ``rows`` are result rows as ``ResultStore.rows`` returns them, with their curves under
     ``"curves"`` when plots of calibration curves are wanted (``load_rows`` adds them).
@@ -242,9 +243,11 @@ def write_leaderboard(
         figures = _figures(page, plain, sweeps, out_dir, palette) if with_plots else {}
         path = out_dir / f"{page.slug}.md"
         path.write_text(render_page(page, {k: Path(page.slug) / p.name for k, p in figures.items()}) + "\n")
-        entries = out_dir / ENTRIES.format(slug=page.slug)
-        entries.write_text(render_entries(page))
-        written += [path, *figures.values(), entries]
+        written += [path, *figures.values()]
+        if snippet := render_entries(page):
+            entries = out_dir / ENTRIES.format(slug=page.slug)
+            entries.write_text(snippet)
+            written.append(entries)
         for method in method_pages(page):
             figure = method.figure(out_dir, palette) if with_plots else None
             (out_dir / method.path).write_text(method.render(figure) + "\n")

@@ -402,10 +402,13 @@ def render_run_times(pages: Sequence[DatasetPage]) -> str:
 def render_entries(page: DatasetPage) -> str:
     """Every measured entry of a data set, one table per method in a snippet section named by
     the method's file name (``--8<-- "leaderboard/_<data set>-entries.md:<method>"``), so a docs
-    page that discusses a method includes its numbers instead of pasting them."""
+    page that discusses a method includes its numbers instead of pasting them ('' without
+    measured entries)."""
     plain, _ = split_sweeps(page.rows)
     summaries = summarize(plain)
-    chosen = cmp.chosen_calibrators(summaries) if summaries else {}
+    if not summaries:
+        return ""
+    chosen = cmp.chosen_calibrators(summaries)
     slugs = page.method_slugs()
     lines = [GENERATED, ""]
     header = ["entry", "chosen on validation", "u", "s", "H", "ZSL", "seeds"]
