@@ -1,6 +1,7 @@
 """One source for every figure in prose: an H ± CI or a run time quoted by a hand-written docs
 page must be held by a generated file (the leaderboard's pages and snippets, or a snippet that a
-benchmark script wrote and a page includes), so the same number cannot differ between pages."""
+benchmark script wrote and a page includes), so the same number cannot differ between pages; and
+a table of measured results (a table row holding an estimate) is always included, never pasted."""
 
 from __future__ import annotations
 
@@ -34,11 +35,20 @@ def snippet_bases() -> list[Path]:
 
 
 def included(page: Path, bases: list[Path]) -> list[Path]:
-    """The files a page includes as snippets (a missing one fails the site build, not this test)."""
+    """The files a page includes as snippets, whole or a section (``file.md:name``); a missing
+    one fails the site build, not this test."""
     found = []
     for name in INCLUDE.findall(page.read_text()):
+        name = name.split(":")[0]
         found += [base / name for base in bases if (base / name).is_file()][:1]
     return found
+
+
+def pasted_tables(page_text: str) -> list[str]:
+    """The Markdown table rows of a page that hold an estimate ("55.2 ± 3.8"): measured results
+    typed or pasted into the page instead of included from a generated snippet."""
+    return [line.strip() for line in INCLUDE.sub("", page_text).splitlines()
+            if line.lstrip().startswith("|") and ESTIMATE.search(line)]
 
 
 def sources() -> tuple[list[Path], list[Path]]:
@@ -86,3 +96,32 @@ def test_an_estimate_is_found_whatever_its_digits(mean, half):
     quoted = f"H {mean} ± {half} on test"
     assert figures(quoted) == [f"{mean} ± {half}"]
     assert unquoted(quoted, "p.md", f"| {mean} ± {half} |") == []
+
+
+def test_no_hand_written_page_holds_a_pasted_results_table():
+    pages, _ = sources()
+    pasted = {str(p.relative_to(DOCS)): rows for p in pages if (rows := pasted_tables(p.read_text()))}
+    assert not pasted, ("tables of measured results pasted into docs pages; include the generated snippet "
+                        f"instead (e.g. --8<-- \"leaderboard/_flo-entries.md:clarel\"): {pasted}")
+
+
+def test_a_pasted_results_table_is_caught_and_an_included_one_is_not():
+    pasted = "| | u | H |\n| --- | ---: | ---: |\n| CLAREL (measured) | 43.5 ± 12.1 | 52.9 ± 6.1 |\n"
+    assert pasted_tables(pasted) == ["| CLAREL (measured) | 43.5 ± 12.1 | 52.9 ± 6.1 |"]
+    assert pasted_tables("| setting | steps |\n| --- | --- |\n| paper | 150,001 |\n") == []
+    assert pasted_tables('--8<-- "leaderboard/_flo-entries.md:clarel"\nH was 52.9 ± 6.1 in prose.\n') == []
+
+
+def test_every_included_section_exists_in_its_snippet():
+    bases = snippet_bases()
+    pages, _ = sources()
+    missing = []
+    for page in pages:
+        for name in INCLUDE.findall(page.read_text()):
+            if ":" not in name:
+                continue
+            file, section = name.split(":", 1)
+            found = [base / file for base in bases if (base / file).is_file()][:1]
+            if found and f"--8<-- [start:{section}]" not in found[0].read_text():
+                missing.append(f"{page.relative_to(DOCS)}: {name}")
+    assert not missing, f"snippet sections that their files do not hold (a renamed method?): {missing}"

@@ -236,7 +236,8 @@ def test_a_rerun_supersedes_the_stale_row_and_prune_stale_removes_it(toy):
     fresh = stored("first.sqlite")[0]
     old = {k: v for k, v in fresh.items() if k not in ("id", "created_at")}
     with ResultStore("results.sqlite") as store:  # the same task, computed by older code
-        store.write_run([attrs.evolve(row(), **{**old, "run_key": "older-code", "u": 0.1, "s": 0.1, "H": 0.1})])
+        store.write_run([attrs.evolve(row(), **{**old, "run_key": "older-code", "u": 0.1, "s": 0.1, "H": 0.1,
+                                                             "per_image": None})])
     assert zsbench("run", spec, "--quiet").returncode == 0  # computes it again: a new run key
 
     listed = json.loads(zsbench("results", "--json").stdout)

@@ -140,8 +140,8 @@ def test_pages_have_independently_computed_cis_sorted_by_h(results_db, reported_
     out = tmp_path / "site"
     written = write_leaderboard(load_rows(results_db), out, load_reported(reported_file), with_plots=False)
     assert [p.relative_to(out).as_posix() for p in written] == [
-        "index.md", "flowers.md", "flowers/alpha-net.md", "flowers/beta-map.md", "cub.md", "_top-rows.md",
-        "_run-times.md",
+        "index.md", "flowers.md", "_flowers-entries.md", "flowers/alpha-net.md", "flowers/beta-map.md", "cub.md",
+        "_top-rows.md", "_run-times.md",
     ]
     page = (out / "flowers.md").read_text()
     assert page.startswith("---\nhide:\n  - toc\n---\n")  # the wide table gets the toc's width
@@ -276,8 +276,8 @@ def test_rows_without_curves_give_tables_and_no_calibration_plots(tmp_path):
     rows = [{**attrs.asdict(row("solo", "none", seed)), "curves": {}, "id": seed} for seed in SEEDS]
     written = write_leaderboard(rows, tmp_path / "out")  # no curves: only the bar chart to draw
     assert [p.relative_to(tmp_path / "out").as_posix() for p in written] == [
-        "index.md", "flowers.md", "flowers/page.h-bars.png", "flowers/solo.md", "_top-rows.md", "_run-times.md"
-    ]
+        "index.md", "flowers.md", "flowers/page.h-bars.png", "_flowers-entries.md", "flowers/solo.md", "_top-rows.md",
+        "_run-times.md"]
     page = written[1].read_text()
     assert "## Calibration" not in page and REPORTED_TITLE not in page and "## What calibration buys" not in page
     assert "## Validation curves" not in written[3].read_text()

@@ -46,7 +46,7 @@ def test_pairs_are_per_seed_differences_with_a_t_interval():
     assert pair.difference.mean == pytest.approx(mean) and pair.difference.half_width == pytest.approx(half)
     assert not pair.tied and pair.why == "ahead"  # the seeds' spread would hide it; paired, it shows
     c, d = summarize(rows_of("c", "none", [0.60, 0.40, 0.70]) + rows_of("d", "none", [0.50, 0.52, 0.61]))
-    assert cmp.Pair.of(c, d).tied and cmp.Pair.of(c, d).why == "tied: the interval contains 0"
+    assert cmp.Pair.of(c, d).tied and cmp.Pair.of(c, d).why == "tied: the seed interval contains 0"
     e, f = summarize(rows_of("e", "none", [0.9]) + rows_of("f", "none", [0.1]))
     assert cmp.Pair.of(e, f).tied and "fewer than two" in cmp.Pair.of(e, f).why
 
@@ -145,7 +145,7 @@ def test_rows_that_differ_only_by_backbone_get_a_method_by_backbone_page(tmp_pat
     assert "(pages: [lite0](flo-backbone-lite0" in page  # a single backbone is named in the label too
     assert "| a | 52.0 ± 5.0 | 47.0 ± 6.6 |" in page and "| b | 42.0 ± 6.6 | 48.0 ± 2.5 |" in page
     mean, half = paired([0.05, 0.06, 0.04])
-    assert f"| a | lite0 − lite1 | +{mean:.1f} ± {half:.1f} | 3 | higher |" in page
+    assert f"| a | lite0 − lite1 | +{mean:.1f} ± {half:.1f} | 3 | — | higher |" in page  # no per-image bits
     assert "| b | lite0 − lite1 | -6.0 ± " in page and "[flo: methods by backbone](flo-methods-by-backbone.md)" in (
         tmp_path / "index.md").read_text()
 
@@ -170,3 +170,16 @@ def test_a_method_whose_tolerance_was_never_measured_is_never_ranked_ahead(monke
     main, _ = cmp.validated(summarize(rows))
     assert cmp.rank_labels(main) == ["=1", "=1"]
     assert cmp.versus_best(main)[1].tied and "tolerance" in cmp.versus_best(main)[1].why
+
+
+def test_each_data_sets_entries_are_a_snippet_with_a_section_per_method(tmp_path):
+    rows = rows_of("a", "none", [0.60, 0.62], val=0.4) + rows_of("a", "cs", [0.5, 0.52], val=0.5) + rows_of(
+        "b", "none", [0.3, 0.32])
+    for i, r in enumerate(rows):
+        r.update(id=i, curves={}, side_information="att", features="f", spec_name="s", hyperparameters={},
+                 calibration_param=None, wall_time=1.0, run_key=str(i))
+    assert tmp_path / "_d-entries.md" in write_leaderboard(rows, tmp_path, with_plots=False)
+    snippet = (tmp_path / "_d-entries.md").read_text()
+    section = snippet.split("<!-- --8<-- [start:a] -->")[1].split("<!-- --8<-- [end:a] -->")[0]
+    assert "| a + cs | yes | 51.0 ± 12.7 |" in section and "| a | no | 61.0 ± 12.7 |" in section
+    assert "| b |" not in section and "<!-- --8<-- [start:b] -->" in snippet

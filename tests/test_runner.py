@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from zsbench.runner import Failure, LocalBackend, plan, run_spec
@@ -76,3 +77,18 @@ def test_rows_record_the_classes_and_test_images_of_their_test_stage(toy_registr
             "unseen_classes": len(np.unique(bundle.labels[stage.eval_unseen])),
             "test_seen_images": len(stage.eval_seen), "test_unseen_images": len(stage.eval_unseen)}
         assert r["provenance"]["counts"]["unseen_classes"] > 0
+
+
+def test_rows_carry_each_test_images_correctness_and_it_gives_their_u_and_s(toy_registry, tmp_path):
+    from zsbench.rows import per_class_means
+
+    rows = run(toy_registry, tmp_path)[3]
+    for r in rows:
+        counts, groups = r["provenance"]["counts"], r["per_image"]
+        assert sum(groups["unseen"]["sizes"]) == counts["test_unseen_images"]
+        assert sum(groups["seen"]["sizes"]) == counts["test_seen_images"]
+        assert float(per_class_means(groups["unseen"]).mean()) == pytest.approx(r["u"], abs=1e-12)
+        assert float(per_class_means(groups["seen"]).mean()) == pytest.approx(r["s"], abs=1e-12)
+    calibrated = {r["seed"]: r["per_image"] for r in rows if r["calibrator"] == "metric-rescaling"}
+    plain = {r["seed"]: r["per_image"] for r in rows if r["calibrator"] == "none"}
+    assert calibrated != plain  # each row's bits are at its own calibration parameter

@@ -9,11 +9,15 @@ therefore one (P, n) comparison on whatever device the scores live on, not P arg
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
+import numpy as np
 import torch
 
 from zsbench.interfaces import Calibrator, Scores
 from zsbench.metrics import harmonic_mean, per_class_accuracy_batched
+from zsbench.rows import pack_bits
 
 
 @attrs.frozen
@@ -199,3 +203,28 @@ def oracle_h(scores: Scores, labels: torch.Tensor, seen_mask: torch.Tensor, cali
         return None
     best = BestScores.from_scores(check_scores(scores, calibrator), seen_mask)
     return float(operating_points(best, labels, seen_mask, switch_points(best.seen_value, best.unseen_value)).H.max())
+
+
+def per_image(scores: Scores, labels: torch.Tensor, seen_mask: torch.Tensor, calibrator: Calibrator | None,
+              param: float | None) -> dict[str, dict[str, Any]]:
+    """The correctness of every test prediction at the row's calibration parameter (``param``;
+    None without a calibrator), grouped by test class as ``zsbench.rows`` stores it: so that a
+    paired, class-stratified bootstrap over test images can be computed from rows alone. The
+    decisions are ``sweep``'s, so the bits give the row's u and s."""
+    values = check_scores(scores, calibrator)
+    labels = labels.to(values.device).long()
+    seen_mask = seen_mask.to(values.device).bool()
+    params = torch.tensor([0.0 if param is None else param], dtype=torch.float64)
+    pred = BestScores.from_scores(values, seen_mask).predictions(
+        calibrator if param is not None else None, params.to(device=values.device, dtype=values.dtype))[0]
+    correct = (pred == labels).cpu().numpy()
+    labels_np = labels.cpu().numpy()
+    sample_seen = seen_mask.cpu().numpy()[labels_np]
+    out = {}
+    for name, members in (("unseen", ~sample_seen), ("seen", sample_seen)):
+        group_labels, group_correct = labels_np[members], correct[members]
+        order = np.argsort(group_labels, kind="stable")  # by class, bundle order within a class
+        classes, sizes = np.unique(group_labels, return_counts=True)
+        out[name] = {"classes": classes.tolist(), "sizes": sizes.tolist(),
+                     "bits": pack_bits(group_correct[order])}
+    return out

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from zsbench import protocol
-from zsbench.calibration import SweepResult, ausuc, oracle_h, sweep
+from zsbench.calibration import SweepResult, ausuc, oracle_h, per_image, sweep
 from zsbench.environment import pin_numerics
 from zsbench.errors import UserError
 from zsbench.interfaces import Calibrator, DatasetBundle, RunContext, Scorer, Scores
@@ -249,4 +249,5 @@ def _row(setup: RunSetup, name: str, choice: Choice, point: dict[str, Any], fit:
         features=setup.bundle.feature_name or "raw images", wall_time=0.0,
         provenance={"grid_edges": task.method.grid_edges(point)}, curves=curves, ausuc=area,
         oracle_H=oracle_h(fit.scores, fit.labels, fit.seen_mask, calibrator),
+        per_image=per_image(fit.scores, fit.labels, fit.seen_mask, calibrator, param if calibrator is not None else None),
     )

@@ -33,6 +33,7 @@ from zsbench.leaderboard_pages import (
     REPORTED_TITLE,
     ranking_inputs,
     render_backbones,
+    render_entries,
     render_index,
     render_page,
     render_ranking,
@@ -51,6 +52,7 @@ DEFAULT_REPORTED = Path("benchmarks") / "reported.yaml"
 # links are relative to the home page). No slug starts with "_", so no page is named so.
 TOP_ROWS = "_top-rows.md"
 RUN_TIMES = "_run-times.md"  # each data set's run time, included by any docs page that quotes it
+ENTRIES = "_{slug}-entries.md"  # a data set's entries, a section per method, for docs pages to include
 REPORTED_KEYS = {"method", "dataset", "u", "s", "H", "zsl", "source", "notes", "features", "protocol"}
 REPORTED_METRICS = ("u", "s", "H", "zsl")
 
@@ -216,7 +218,8 @@ def write_leaderboard(
     failures: Mapping[tuple[str, str], int] | None = None,
 ) -> list[Path]:
     """Write ``index.md``, one ``<dataset>.md`` per data set with its PNG plots, one page per
-    method under ``<dataset>/``, and the home page's snippet of top rows into ``out_dir``.
+    method under ``<dataset>/``, and the snippets docs pages include (the home page's top rows,
+    run times, each data set's entries) into ``out_dir``.
 
     ``rows`` are result rows as ``ResultStore.rows`` returns them, with their curves under
     ``"curves"`` when plots of calibration curves are wanted (``load_rows`` adds them).
@@ -241,6 +244,10 @@ def write_leaderboard(
         path = out_dir / f"{page.slug}.md"
         path.write_text(render_page(page, {k: Path(page.slug) / p.name for k, p in figures.items()}) + "\n")
         written += [path, *figures.values()]
+        if snippet := render_entries(page):
+            entries = out_dir / ENTRIES.format(slug=page.slug)
+            entries.write_text(snippet)
+            written.append(entries)
         for method in method_pages(page):
             figure = method.figure(out_dir, palette) if with_plots else None
             (out_dir / method.path).write_text(method.render(figure) + "\n")
@@ -307,10 +314,11 @@ def leaderboard(results_paths: tuple[str, ...], out_dir: str, reported_path: str
                         "pass --out a folder you can write") from None
     for (dataset, method), count in sorted(failures.items()):
         click.echo(f"{dataset} / {method}: {count} failed run(s), not scored (zsbench results --failed)", err=True)
-    pages = sum(p.suffix == ".md" and p.name not in (TOP_ROWS, RUN_TIMES) for p in written)
+    pages = sum(p.suffix == ".md" and not p.name.startswith("_") for p in written)
+    snippets = sum(p.name.startswith("_") for p in written)
     click.echo(
-        f"wrote {pages} page(s), {len(written) - pages - 2} plot(s) and the home page's top rows ({TOP_ROWS}) "
-        f"and run times ({RUN_TIMES}) to "
+        f"wrote {pages} page(s), {len(written) - pages - snippets} plot(s) and the home page's top rows ({TOP_ROWS}), "
+        f"run times ({RUN_TIMES}) and each data set's entries ({ENTRIES.format(slug='<data set>')}) to "
         f"{out_dir} from {len(rows)} row(s)"
         + (f" and {len(reported)} reported result(s) ({reported_path})" if reported else "")
     )

@@ -53,10 +53,30 @@ TEST_ONLY_NOTE = (
 TIES_NOTE = (
     "Each method appears once, with the calibration validation chose (the highest mean validation H). "
     "**vs #1** is the mean and 95% CI of the per-seed H differences from the first row (same split, "
-    "same seeds); *tied* means the interval contains 0, fewer than two seeds pair up, or the difference "
-    "is within the methods' cross-machine tolerance; rows within that tolerance of each other share a "
-    "rank (=). Ties are judged over seeds only: the rows hold no per-image scores to bootstrap."
+    "same seeds): the *seed interval*, how the difference moves with the split and the training seed. "
+    "Where both rows hold their per-image test results, a paired bootstrap over test images (within each "
+    "seed, each test class's images redrawn with replacement, the same draws for both rows, "
+    "{replicates} replicates, averaged over the seeds) gives the *test-image interval*, how the "
+    "difference moves with the sample of test images. *Tied* means either interval contains 0, fewer than "
+    "two seeds pair up, or the difference is within the methods' cross-machine tolerance; rows within "
+    "that tolerance of each other share a rank (=)."
 )
+
+
+def bootstrap_note(pairs: Sequence[cmp.Pair | None]) -> str:
+    """Which intervals judged this page's ties: the test-image bootstrap needs per-image results
+    in both rows of a pair, which rows written before they were recorded do not have."""
+    found = [p for p in pairs if p is not None]
+    with_bits = sum(p.bootstrap is not None for p in found)
+    if not found:
+        return ""
+    if with_bits == len(found):
+        return "Here every comparison used both intervals."
+    if not with_bits:
+        return ("Here ties were judged over seeds only: these rows hold no per-image test results "
+                "(rerun their spec to record them).")
+    return (f"Here {with_bits} of {len(found)} comparisons used both intervals; the others over seeds only "
+            "(a row without per-image test results, or another test set).")
 
 
 def _estimate(summary: SummaryRow, metric: str) -> str:
@@ -121,14 +141,22 @@ def pairs_table(main: Sequence[SummaryRow]) -> list[str]:
     found = cmp.pairs(main)
     if not found:
         return []
-    body = [[f"{p.a.label} vs {p.b.label}", signed(p.difference), p.difference.n, p.why] for p in found]
+    body = [[f"{p.a.label} vs {p.b.label}", signed(p.difference), p.difference.n, interval(p), p.why]
+            for p in found]
     return [
         "## Paired comparisons", "",
-        f"Every pair among the top {min(len(main), 5)} rows: the mean and 95% CI of the per-seed differences of "
-        "H (first minus second, percentage points) over the seeds both have.", "",
-        *sortable(table(["pair", "H difference", "paired seeds", "verdict"], body, right=("H difference", "paired seeds"))),
+        f"Every pair among the top {min(len(main), 5)} rows: the mean and 95% CI over seeds of the per-seed "
+        "differences of H (first minus second, percentage points; the seed interval), over the seeds both "
+        "have, and the 95% test-image interval of the same difference (— where a row has no per-image "
+        "results). " + bootstrap_note(found), "",
+        *sortable(table(["pair", "H difference", "paired seeds", "test-image interval", "verdict"], body,
+                        right=("H difference", "paired seeds", "test-image interval"))),
         "",
     ]
+
+
+def interval(pair: cmp.Pair) -> str:
+    return "—" if pair.bootstrap is None else str(pair.bootstrap)
 
 
 def calibration_gain_table(summaries: Sequence[SummaryRow]) -> list[str]:
@@ -143,10 +171,11 @@ def calibration_gain_table(summaries: Sequence[SummaryRow]) -> list[str]:
         pair = cmp.Pair.of(s, base)
         if pair.difference.n:
             body.append([s.method, s.calibrator, base.estimates["H"], s.estimates["H"], signed(pair.difference),
-                         pair.difference.n])
+                         pair.difference.n, interval(pair)])
     if not body:
         return []
-    header = ["method", "calibrator", "H uncalibrated", "H calibrated", "gain (points)", "paired seeds"]
+    header = ["method", "calibrator", "H uncalibrated", "H calibrated", "gain (points)", "paired seeds",
+              "test-image interval"]
     return sortable(table(header, body, right=header[2:]))
 
 
@@ -276,7 +305,8 @@ def render_page(page: DatasetPage, figures: Mapping[str, Path]) -> str:
                 "trainval and tested once.", "",
                 *measured_table(page, main), "",
                 *stale_note(summaries),
-                TIES_NOTE, "",
+                TIES_NOTE.format(replicates=cmp.BOOTSTRAP_REPLICATES) + " "
+                + bootstrap_note([*cmp.versus_best(main), *cmp.pairs(main)]), "",
                 "Click a column's header to sort by it. " + TEST_ONLY_NOTE + " Each row's *details* link opens its "
                 "method's page: the choices per seed, provenance, wall time and validation curves.", "",
                 *pairs_table(main),
@@ -285,7 +315,9 @@ def render_page(page: DatasetPage, figures: Mapping[str, Path]) -> str:
             if gain := calibration_gain_table(summaries):
                 lines += ["## What calibration buys", "",
                           "H of each method without calibration and with each calibrator, side by side; the gain is "
-                          "the mean and 95% CI of the per-seed differences (percentage points).", "", *gain, ""]
+                          "the mean and 95% CI of the per-seed differences (percentage points), and its test-image "
+                          "interval the 95% paired bootstrap over test images (— where a row has no per-image "
+                          "results).", "", *gain, ""]
         else:
             lines += ["Only swept entries were run on this data set; see below.", ""]
     else:
@@ -370,6 +402,29 @@ def render_run_times(pages: Sequence[DatasetPage]) -> str:
     return "\n".join([GENERATED, "", *table(head, body, right=head[1:])]) + "\n"
 
 
+def render_entries(page: DatasetPage) -> str:
+    """Every measured entry of a data set, one table per method in a snippet section named by
+    the method's file name (``--8<-- "leaderboard/_<data set>-entries.md:<method>"``), so a docs
+    page that discusses a method includes its numbers instead of pasting them ('' without
+    measured entries)."""
+    plain, _ = split_sweeps(page.rows)
+    summaries = summarize(plain)
+    if not summaries:
+        return ""
+    chosen = cmp.chosen_calibrators(summaries)
+    slugs = page.method_slugs()
+    lines = [GENERATED, ""]
+    header = ["entry", "chosen on validation", "u", "s", "H", "ZSL", "seeds"]
+    for method in dict.fromkeys(s.method for s in summaries):
+        body = [[s.label, "yes" if chosen[s.method] == s.calibrator else "no",
+                 *(s.estimates[m] for m in ("u", "s", "H", "zsl")), len(s.seeds)]
+                for s in summaries if s.method == method]
+        lines += [f"<!-- --8<-- [start:{slugs[method]}] -->", "",
+                  *table(header, body, right=("u", "s", "H", "ZSL", "seeds")), "",
+                  f"<!-- --8<-- [end:{slugs[method]}] -->", ""]
+    return "\n".join(lines)
+
+
 def ranking_inputs(pages: Sequence[DatasetPage]) -> dict[str, dict[str, float]]:
     """data set -> method plugin -> mean test H of the plugin's entry validation prefers (the
     highest mean validation H among the plugin's validated rows)."""
@@ -394,8 +449,8 @@ def render_backbones(group: BackboneGroup) -> str:
     body = [[m, *(by_backbone[b][m].estimates["H"] if m in by_backbone[b] else "—" for b in backbones)]
             for m in methods]
     pairs = [
-        [m, f"{a} − {b}", signed(pair.difference), pair.difference.n, pair.why.replace("ahead", "higher")
-         .replace("behind", "lower")]
+        [m, f"{a} − {b}", signed(pair.difference), pair.difference.n, interval(pair),
+         pair.why.replace("ahead", "higher").replace("behind", "lower")]
         for m in methods
         for i, a in enumerate(backbones) for b in backbones[i + 1:]
         if m in by_backbone[a] and m in by_backbone[b]
@@ -409,9 +464,10 @@ def render_backbones(group: BackboneGroup) -> str:
         *sortable(table(["method", *(text(b) for b in backbones)], body, right=backbones)), "",
         "## Paired differences between backbones", "",
         "Per method, the mean and 95% CI of the per-seed differences of H between two backbones "
-        "(percentage points; same seeds, same split).", "",
-        *sortable(table(["method", "backbones", "H difference", "paired seeds", "verdict"], pairs,
-                        right=("H difference", "paired seeds"))), "",
+        "(percentage points; same seeds, same split), and the 95% test-image interval of the same difference "
+        "(a paired bootstrap over the test images; — where a row has no per-image results).", "",
+        *sortable(table(["method", "backbones", "H difference", "paired seeds", "test-image interval", "verdict"],
+                        pairs, right=("H difference", "paired seeds", "test-image interval"))), "",
     ]
     return "\n".join(lines)
 

@@ -5,6 +5,12 @@ exported JSON lines (``leaderboard --results rows.jsonl``); each route calls ``c
 forged or damaged row (H = 5, a seed ``"zero"``, a NaN, a curve of mismatched lengths) is
 refused with where it came from and the field named, never stored or published.
 
+A row may carry ``per_image``: the correctness of each of its test predictions, grouped by test
+class (``PER_IMAGE_GROUPS``: classes ascending, each class's images in bundle order, one bit
+each, ``numpy.packbits`` in base64), so a test-image bootstrap can be computed from rows alone.
+Its u and s recomputed from the bits must be the row's u and s: bits that do not produce the
+row's numbers are refused. Rows written before the field existed have none.
+
 Reading also keeps one row per task: two copies of a run (the same run key and calibrator, e.g.
 one's own rows merged with the published ones) are one row, and a rerun of a task after its
 code or data changed supersedes the older row (``current``) instead of being averaged with it.
@@ -12,6 +18,8 @@ code or data changed supersedes the older row (``current``) instead of being ave
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,6 +36,9 @@ CURVE_SPLITS = ("validation", "test")
 CURVE_KEYS = ("params", "u", "s", "H")
 MAX_SEED = 2**63 - 1  # SQLite's INTEGER
 H_TOLERANCE = 1e-9  # H is computed from u and s in float64: a stored H that is not 2us/(u+s) was edited
+PER_IMAGE_GROUPS = ("unseen", "seen")  # per_image keys: the test images of unseen and of seen classes
+PER_IMAGE_KEYS = ("classes", "sizes", "bits")
+ACCURACY_TOLERANCE = 1e-9  # u and s from the bits vs the row's: float64 sums in another order
 
 
 class RowError(UserError):
@@ -77,6 +88,8 @@ def problems(row: Any, curves_required: bool = False) -> list[str]:
     for name in MAPPINGS:
         if not isinstance(row.get(name), Mapping):
             out.append(f"{name}: expected a JSON object, got {row.get(name)!r}")
+    if row.get("per_image") is not None:
+        out.extend(_per_image_problems(row))
     if "curves" in row or curves_required:
         out.extend(_curve_problems(row.get("curves")))
     return out
@@ -103,6 +116,79 @@ def _curve_problems(curves: Any) -> list[str]:
         for key in ("u", "s", "H"):
             if not all(_fraction(v) for v in curve[key]):
                 out.append(f"{where}.{key}: expected finite accuracies in [0, 1]")
+    return out
+
+
+def pack_bits(correct: Any) -> str:
+    """Booleans as ``numpy.packbits`` bytes in base64 text (8 images a byte, zero-padded)."""
+    import numpy as np
+
+    return base64.b64encode(np.packbits(np.asarray(correct, dtype=bool)).tobytes()).decode("ascii")
+
+
+def unpack_bits(text: str, n: int) -> Any:
+    """The ``n`` booleans ``pack_bits`` wrote; ValueError when ``text`` is not base64 of exactly
+    ``ceil(n / 8)`` bytes with zero padding bits."""
+    import numpy as np
+
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise ValueError(f"not base64 ({exc})") from None
+    if len(raw) != (n + 7) // 8:
+        raise ValueError(f"{len(raw)} bytes, expected {(n + 7) // 8} for {n} images")
+    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8))
+    if bits[n:].any():
+        raise ValueError("padding bits after the last image are set")
+    return bits[:n].astype(bool)
+
+
+def per_class_means(group: Mapping[str, Any]) -> Any:
+    """Each class's accuracy (a float64 array) of one ``per_image`` group."""
+    import numpy as np
+
+    sizes = np.asarray(group["sizes"], dtype=np.int64)
+    bits = unpack_bits(group["bits"], int(sizes.sum()))
+    if not len(sizes):
+        return np.zeros(0)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    return np.add.reduceat(bits.astype(np.float64), starts) / sizes
+
+
+def _per_image_problems(row: Mapping[str, Any]) -> list[str]:
+    per_image = row["per_image"]
+    if not isinstance(per_image, Mapping) or sorted(per_image) != sorted(PER_IMAGE_GROUPS):
+        return [f"per_image: expected an object with {' and '.join(PER_IMAGE_GROUPS)}, got {per_image!r:.80}"]
+    out: list[str] = []
+    classes: dict[str, set[int]] = {}
+    for name, metric in zip(PER_IMAGE_GROUPS, ("u", "s")):
+        where, group = f"per_image.{name}", per_image[name]
+        if not isinstance(group, Mapping) or sorted(group) != sorted(PER_IMAGE_KEYS):
+            out.append(f"{where}: expected an object with {', '.join(PER_IMAGE_KEYS)}, got {group!r:.80}")
+            continue
+        ids, sizes, bits = group["classes"], group["sizes"], group["bits"]
+        if not (isinstance(ids, list) and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in ids)
+                and ids == sorted(set(ids))):
+            out.append(f"{where}.classes: expected distinct class indices >= 0 in ascending order, got {ids!r:.80}")
+            continue
+        if not (isinstance(sizes, list) and len(sizes) == len(ids)
+                and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes)):
+            out.append(f"{where}.sizes: expected {len(ids)} positive image counts (one per class), got {sizes!r:.80}")
+            continue
+        if not isinstance(bits, str):
+            out.append(f"{where}.bits: expected base64 text, got {type(bits).__name__}")
+            continue
+        try:
+            means = per_class_means(group)
+        except ValueError as exc:
+            out.append(f"{where}.bits: {exc}")
+            continue
+        classes[name] = set(ids)
+        recomputed = float(means.mean()) if len(means) else 0.0
+        if _fraction(row.get(metric)) and abs(recomputed - row[metric]) > ACCURACY_TOLERANCE:
+            out.append(f"{where}: the bits give {metric} = {recomputed!r}, but the row has {metric} = {row[metric]!r}")
+    if len(classes) == 2 and classes["seen"] & classes["unseen"]:
+        out.append(f"per_image: classes {sorted(classes['seen'] & classes['unseen'])[:5]} are both seen and unseen")
     return out
 
 

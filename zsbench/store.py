@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS results (
     -- leaderboard (#14): reported from the test scores only, never used to choose anything
     ausuc REAL,
     oracle_H REAL,
+    per_image TEXT,  -- JSON: each test prediction's correctness by class (zsbench.rows); NULL in older rows
     UNIQUE (run_key, calibrator)
 );
 CREATE TABLE IF NOT EXISTS curves (
@@ -93,6 +94,7 @@ CREATE TABLE IF NOT EXISTS failures (
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("results", "ausuc", "REAL"),
     ("results", "oracle_H", "REAL"),
+    ("results", "per_image", "TEXT"),
     ("claims", "started", "TEXT"),
 )
 
@@ -101,6 +103,7 @@ WRITE_ATTEMPTS = 3  # a failed write is retried (a busy or briefly unavailable f
 RECOVERY_SUFFIX = ".recovery.jsonl"
 
 JSON_COLUMNS = ("hyperparameters", "sweep", "provenance")
+OPTIONAL_JSON_COLUMNS = ("per_image",)  # NULL when absent
 
 
 @attrs.frozen
@@ -135,6 +138,8 @@ class ResultRow:
     # only, never used to choose anything (None in rows written before they existed)
     ausuc: float | None = None
     oracle_H: float | None = None
+    # each test prediction's correctness, by test class, for the test-image bootstrap (zsbench.rows)
+    per_image: dict[str, dict[str, Any]] | None = None
 
 
 def recovery_path(db_path: str | Path) -> Path:
@@ -306,6 +311,8 @@ class ResultStore:
             curves = data.pop("curves")
             for col in JSON_COLUMNS:
                 data[col] = json.dumps(data[col], sort_keys=True, default=str)
+            for col in OPTIONAL_JSON_COLUMNS:
+                data[col] = None if data[col] is None else json.dumps(data[col], sort_keys=True)
             data["created_at"] = time.time()
             cols = ", ".join(data)
             marks = ", ".join(f":{c}" for c in data)
@@ -498,6 +505,12 @@ class ResultStore:
                     row[col] = json.loads(row[col])
                 except (TypeError, ValueError):
                     pass  # left as stored: the schema check names the field
+            for col in OPTIONAL_JSON_COLUMNS:
+                if row.get(col) is not None:
+                    try:
+                        row[col] = json.loads(row[col])
+                    except (TypeError, ValueError):
+                        pass  # left as stored: the schema check names the field
             out.append(row)
         schema.check_rows((f"{self.path}: results row id {row['id']}", row) for row in out)
         return schema.superseded(out) if superseded else schema.current(out)
