@@ -22,7 +22,7 @@ import torch
 
 import zsbench
 from zsbench import protocol
-from zsbench.calibration import ausuc, oracle_h, sweep
+from zsbench.calibration import ausuc, oracle_h, sweep, with_references
 from zsbench.data.finite import finite_bundle
 from zsbench.environment import environment, pin_numerics
 from zsbench.errors import UserError
@@ -190,7 +190,8 @@ def fit_and_score(task, registry, bundle, stage, point, device, cache_dir, show_
     def evaluate(scorer) -> dict[str, float]:
         with torch.no_grad():
             scores = scorer.scores(inputs)
-        return {"val_H": max(sweep(scores, labels, seen_mask, c).best()[3] for c in calibrators.values())}
+        stage_calibrators = with_references(calibrators, scorer, bundle, stage)
+        return {"val_H": max(sweep(scores, labels, seen_mask, c).best()[3] for c in stage_calibrators.values())}
 
     context = zsbench.RunContext(
         seed=task.seed, device=device, cache_dir=cache_dir, stage=stage.name, show_progress=show_progress,
@@ -250,7 +251,7 @@ def select_on_validation(task, registry, bundle, device, cache_dir, show_progres
         if on_fit:
             on_fit(i, scorer)
         sweeps.append({})
-        for name, calibrator in calibrators.items():
+        for name, calibrator in with_references(calibrators, scorer, bundle, val_stage).items():
             result = sweeps[i][name] = sweep(scores, labels, seen_mask, calibrator)
             if name not in chosen or result.best()[3] > chosen[name][0]:
                 chosen[name] = (result.best()[3], i, result)
@@ -279,13 +280,14 @@ def execute(
     test_stage = protocol.test_stage(bundle, task.seed)
     rows = []
     for i in sorted({index for _, index, _ in chosen.values()}):
-        _, scores, labels, seen_mask = fit_and_score(task, registry, bundle, test_stage, points[i], device, cache_dir, show_progress, calibrators)
+        scorer, scores, labels, seen_mask = fit_and_score(task, registry, bundle, test_stage, points[i], device, cache_dir, show_progress, calibrators)
+        stage_calibrators = with_references(calibrators, scorer, bundle, test_stage)
         zsl = zsl_top1(scores.higher_is_better(), labels, ~seen_mask)
         area = ausuc(scores, labels, seen_mask)  # test-only, reported: computed after every choice
         for name, (_, index, val_sweep) in chosen.items():
             if index != i:
                 continue
-            calibrator = calibrators[name]
+            calibrator = stage_calibrators[name]
             param, val_u, val_s, val_h = val_sweep.best()
             test = sweep(scores, labels, seen_mask, calibrator, torch.tensor([param]) if calibrator else None)
             curves = {"validation": val_sweep.as_dict()}
