@@ -51,10 +51,10 @@ def figure(rows: list[dict], method: str, calibrators: list[str]) -> Figure:
                 top.axvline(x[h.argmax()], color=colour, ls=":", lw=1)
                 bottom.plot(x, 100 * np.asarray(curve["u"]), color=colour, label=f"{stage} u")
                 bottom.plot(x, 100 * np.asarray(curve["s"]), color=colour, ls="--", label=f"{stage} s")
-            top.set_title(f"{calibrator}, seed {r['seed']}: chosen {r['calibration_param']:.3g}, H {100 * r['H']:.1f} "
+            top.set_title(f"seed {r['seed']}: chosen {r['calibration_param']:.3g}, H {100 * r['H']:.1f} "
                           f"(oracle {100 * r['oracle_H']:.1f})", fontsize=9)
             bottom.set_xlabel(calibrator.replace("-", " ") + " parameter")
-        axes[2 * c][0].set_ylabel("H (%); dotted: each curve's best")
+        axes[2 * c][0].set_ylabel(f"{calibrator}\nH (%); dotted: each curve's best")
         axes[2 * c + 1][0].set_ylabel("u (solid), s (dashed) (%)")
         axes[2 * c][0].legend(fontsize=8)
         axes[2 * c + 1][0].legend(fontsize=8)
