@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from zsbench import protocol
-from zsbench.calibration import SweepResult, ausuc, oracle_h, per_image, sweep
+from zsbench.calibration import SweepResult, ausuc, oracle_h, per_image, sweep, with_references
 from zsbench.environment import pin_numerics
 from zsbench.errors import UserError
 from zsbench.interfaces import Calibrator, DatasetBundle, RunContext, Scorer, Scores
@@ -154,7 +154,8 @@ def fit_and_score(setup: RunSetup, stage: protocol.Stage, point: dict[str, Any])
     def evaluate(scorer: Scorer) -> dict[str, float]:
         with torch.no_grad():
             scores = scorer.scores(inputs)
-        return {"val_H": max(sweep(scores, labels, seen_mask, c).best()[3] for c in setup.calibrators.values())}
+        calibrators = with_references(setup.calibrators, scorer, bundle, stage)
+        return {"val_H": max(sweep(scores, labels, seen_mask, c).best()[3] for c in calibrators.values())}
 
     context = RunContext(
         seed=task.seed, device=setup.device, cache_dir=setup.cache_dir, stage=stage.name,
@@ -197,7 +198,7 @@ def select_on_validation(setup: RunSetup, on_fit: Callable[[int, Scorer], None] 
         if on_fit:
             on_fit(i, fit.scorer)
         sweeps.append({})
-        for name, calibrator in setup.calibrators.items():
+        for name, calibrator in with_references(setup.calibrators, fit.scorer, setup.bundle, val_stage).items():
             result = sweeps[i][name] = sweep(fit.scores, fit.labels, fit.seen_mask, calibrator)
             if name not in chosen or result.best()[3] > chosen[name].val_H:
                 chosen[name] = Choice(result.best()[3], i, result)
@@ -222,17 +223,18 @@ def execute(task: Task, registry: Registry, bundle: DatasetBundle, device: torch
         fit = fit_and_score(setup, test_stage, point)
         zsl = zsl_top1(fit.scores.higher_is_better(), fit.labels, ~fit.seen_mask)
         area = ausuc(fit.scores, fit.labels, fit.seen_mask)  # test-only, reported: computed after every choice
-        rows += [_row(setup, name, choice, point, fit, zsl, area)
+        calibrators = with_references(setup.calibrators, fit.scorer, bundle, test_stage)
+        rows += [_row(setup, name, calibrators[name], choice, point, fit, zsl, area)
                  for name, choice in selection.chosen.items() if choice.index == i]
     elapsed = time.perf_counter() - start
     return [attrs.evolve(r, wall_time=elapsed) for r in rows]
 
 
-def _row(setup: RunSetup, name: str, choice: Choice, point: dict[str, Any], fit: Fit, zsl: float,
-         area: float) -> ResultRow:
+def _row(setup: RunSetup, name: str, calibrator: Calibrator | None, choice: Choice, point: dict[str, Any],
+         fit: Fit, zsl: float, area: float) -> ResultRow:
     """The row of calibrator ``name``: its test numbers at the parameter validation chose (the
     test curve is for plots only; nothing is chosen on it)."""
-    task, calibrator = setup.task, setup.calibrators[name]
+    task = setup.task
     param, val_u, val_s, val_h = choice.sweep.best()
     test = sweep(fit.scores, fit.labels, fit.seen_mask, calibrator, torch.tensor([param]) if calibrator else None)
     curves = {"validation": choice.sweep.as_dict()}

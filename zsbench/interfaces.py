@@ -283,3 +283,18 @@ class Calibrator(Protocol):
         ...
 
     def adjust_seen(self, seen_scores: torch.Tensor, params: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class ReferenceCalibrator(Calibrator, Protocol):
+    """A Calibrator whose parameter is in a unit of the stage model's own training images, so that
+    a value chosen on the validation model means the same for the model refit on trainval.
+
+    It declares ``needs_reference = True``; after each fit the runner scores the stage's training
+    (fit) instances and passes their best seen and best unseen scores (higher-is-better) to
+    ``with_reference``, which returns the calibrator to sweep and apply for that stage's model.
+    """
+
+    needs_reference: bool
+
+    def with_reference(self, seen_value: torch.Tensor, unseen_value: torch.Tensor) -> Calibrator: ...

@@ -231,6 +231,13 @@ def fit_data(bundle: DatasetBundle, stage: Stage, side: str = "auto") -> FitData
     )
 
 
+def fit_inputs(bundle: DatasetBundle, stage: Stage) -> EvalInputs:
+    """The stage's training instances as inputs to score (no labels): the reference a calibrator
+    may read (``zsbench.calibration.with_references``); never an evaluation image."""
+    return EvalInputs(features=_select(bundle, stage.fit, "features"),
+                      image_files=_select(bundle, stage.fit, "image_files"))
+
+
 def eval_inputs(bundle: DatasetBundle, stage: Stage) -> tuple[EvalInputs, torch.Tensor, torch.Tensor]:
     """Evaluation instances (no labels), their labels as column indices, and the seen mask."""
     ids = stage.classes

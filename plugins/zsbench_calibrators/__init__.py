@@ -1,5 +1,6 @@
 """Seen/unseen calibrators: CLAREL's multiplicative metric rescaling and Chao et al.'s
-additive calibrated stacking. The sweep itself lives in ``zsbench.calibration``; the grids and
+additive calibrated stacking, each also with its parameter as a quantile of the stage model's
+own training-image switch points (a unit that carries from the validation model to the refit one). The sweep itself lives in ``zsbench.calibration``; the grids and
 score adjustments (torch) in ``zsbench_calibrators.adjust``, imported when a run builds one."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any, ClassVar
 import attrs
 
 import zsbench
-from zsbench import gt, integer, number, option, optional
+from zsbench import between, gt, integer, number, option, optional
 
 STEPS_DOC = "values swept"
 
@@ -50,10 +51,42 @@ class CalibratedStackingOptions:
         _ordered(self.gamma_min, self.gamma_max)
 
 
+Q_DOC = ("fraction of the stage's own training images the adjustment would move to unseen; "
+         "lower end of the swept range")
+
+
+@attrs.frozen
+class _QuantileOptions:
+    q_min: float = option(0.0, between(0.0, 1.0), doc=Q_DOC)
+    q_max: float = option(1.0, between(0.0, 1.0), doc="upper end")
+    steps: int = option(201, integer(1), doc=STEPS_DOC)
+
+    def __attrs_post_init__(self) -> None:
+        _ordered(self.q_min, self.q_max)
+
+
+@zsbench.component("calibrator", "metric-rescaling-quantile", build="zsbench_calibrators.adjust:MetricRescalingQuantile")
+@attrs.frozen
+class MetricRescalingQuantileOptions(_QuantileOptions):
+    """Metric rescaling with q chosen on validation: alpha is the q-quantile of the stage model's
+    training-image switch points (best unseen over best seen distance, minus 1)."""
+
+    requires_distance: ClassVar[bool] = True
+
+
+@zsbench.component("calibrator", "calibrated-stacking-quantile", build="zsbench_calibrators.adjust:CalibratedStackingQuantile")
+@attrs.frozen
+class CalibratedStackingQuantileOptions(_QuantileOptions):
+    """Calibrated stacking with q chosen on validation: gamma is the q-quantile of the stage
+    model's training-image margins (best seen minus best unseen score)."""
+
+
 @zsbench.hookimpl
 def register_calibrators(register):
     register(MetricRescalingOptions)
     register(CalibratedStackingOptions)
+    register(MetricRescalingQuantileOptions)
+    register(CalibratedStackingQuantileOptions)
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,12 @@ from typing import ClassVar
 import attrs
 import torch
 
-from zsbench_calibrators import CalibratedStackingOptions, MetricRescalingOptions
+from zsbench_calibrators import (
+    CalibratedStackingOptions,
+    CalibratedStackingQuantileOptions,
+    MetricRescalingOptions,
+    MetricRescalingQuantileOptions,
+)
 
 
 @attrs.frozen
@@ -57,3 +62,76 @@ class CalibratedStacking(CalibratedStackingOptions):
     def switch_points(self, seen_value: torch.Tensor, unseen_value: torch.Tensor) -> torch.Tensor:
         """gamma at and below which a sample stays seen: the margin best seen minus best unseen."""
         return seen_value.double() - unseen_value.double()
+
+
+class _Quantile:
+    """A base adjustment whose parameter q is a quantile of the switch points (``base``'s
+    parameter at which a sample turns unseen) of the stage model's own training images: q is the
+    fraction of those images the adjustment would move to unseen. Raw parameters differ between
+    the validation model and the model refit on trainval when their scores are on different
+    scales; that fraction does not depend on the scale. Needs ``with_reference`` before use."""
+
+    base: ClassVar[type]
+    neutral: ClassVar[float] = float("nan")  # no q leaves every model's scores unchanged
+    needs_reference: ClassVar[bool] = True
+
+    def with_reference(self, seen_value: torch.Tensor, unseen_value: torch.Tensor):
+        points = self.base.switch_points(self, seen_value, unseen_value)
+        points = points[torch.isfinite(points)].sort().values.cpu()
+        if len(points) == 0:
+            from zsbench.errors import UserError
+
+            raise UserError(f"calibrator {self.name!r}: the model gives no finite switch point on its "
+                            "training images (every seen distance is zero?), so no quantile can be taken")
+        return attrs.evolve(self, reference=points)
+
+    def _sorted_reference(self) -> torch.Tensor:
+        if self.reference is None:
+            raise RuntimeError(f"calibrator {self.name!r} was used before with_reference (zsbench.calibration.with_references)")
+        return self.reference
+
+    def raw(self, q: torch.Tensor) -> torch.Tensor:
+        """The base adjustment's parameter for each quantile q (linear interpolation)."""
+        ref = self._sorted_reference()
+        return torch.quantile(ref, q.double().cpu().clamp(0, 1)).to(q.device)
+
+    def grid(self, margins: torch.Tensor) -> torch.Tensor:
+        return torch.linspace(self.q_min, self.q_max, self.steps, dtype=torch.float64)
+
+    def adjust_seen(self, seen_scores: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        return self.base.adjust_seen(self, seen_scores, self.raw(params).to(params.dtype))
+
+    def switch_points(self, seen_value: torch.Tensor, unseen_value: torch.Tensor) -> torch.Tensor:
+        """q at and below which a sample stays seen: the inverse of ``raw`` at its base switch
+        point; -inf where no q in [0, 1] keeps it seen (only the all-seen point, H = 0, is then
+        out of reach)."""
+        ref = self._sorted_reference().to(seen_value.device)
+        s = self.base.switch_points(self, seen_value, unseen_value)
+        n = len(ref)
+        j = torch.searchsorted(ref, s.contiguous(), right=True)  # ref[j-1] <= s < ref[j]
+        lo = ref[(j - 1).clamp(0, n - 1)]
+        hi = ref[j.clamp(max=n - 1)]
+        frac = torch.where(hi > lo, (s - lo) / torch.where(hi > lo, hi - lo, 1.0), 0.0)
+        q = ((j - 1).double() + frac) / max(n - 1, 1)
+        q = torch.where(j >= n, 1.0, q)
+        return torch.where(j == 0, -torch.inf, q)
+
+
+@attrs.frozen
+class MetricRescalingQuantile(_Quantile, MetricRescalingQuantileOptions):
+    """Metric rescaling, alpha the q-quantile of the training images' switch points."""
+
+    name: ClassVar[str] = "metric-rescaling-quantile"
+    requires_distance: ClassVar[bool] = True
+    base: ClassVar[type] = MetricRescaling
+    reference: torch.Tensor | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
+
+
+@attrs.frozen
+class CalibratedStackingQuantile(_Quantile, CalibratedStackingQuantileOptions):
+    """Calibrated stacking, gamma the q-quantile of the training images' margins."""
+
+    name: ClassVar[str] = "calibrated-stacking-quantile"
+    requires_distance: ClassVar[bool] = False
+    base: ClassVar[type] = CalibratedStacking
+    reference: torch.Tensor | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
