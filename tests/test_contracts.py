@@ -215,7 +215,7 @@ def test_encoder_embeds_a_batch_into_the_joint_space(entry, tmp_path):
 def test_loss_is_a_finite_scalar_with_gradients(entry):
     torch.manual_seed(0)
     loss = REGISTRY.build("loss", entry.name, zsbench.LossContext(EMBED_DIM, 3), **required(entry))
-    assert isinstance(loss, torch.nn.Module)
+    assert isinstance(loss, torch.nn.Module) and isinstance(loss, zsbench.Loss)
     image = torch.randn(6, EMBED_DIM, requires_grad=True)
     text = torch.randn(6, EMBED_DIM, requires_grad=True)
     out = loss(zsbench.LossInputs(image, text, torch.tensor([0, 1, 2, 0, 1, 2])))
