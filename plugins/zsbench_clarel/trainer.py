@@ -32,7 +32,8 @@ class TrainConfig:
     momentum: float
     weight_decay: float
     grad_clip: float | None
-    lr_decay_steps: tuple[int, ...]  # the learning rate is multiplied by lr_decay_factor at each
+    # From each of these steps on, the learning rate is multiplied by lr_decay_factor once more.
+    lr_decay_steps: tuple[int, ...]
     lr_decay_factor: float
     amp: bool
     eval_every: int | None
