@@ -15,6 +15,7 @@ import importlib
 import json
 import math
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from toy_plugin import toy_bundle
 
 import zsbench
 from zsbench import protocol
-from zsbench.errors import UserError
+from zsbench.errors import DataError, UserError
 from zsbench.registry import KINDS, Registry
 
 REGISTRY = Registry.from_entry_points(extra=[("toy", importlib.import_module("toy_plugin"), None, None)])
@@ -293,11 +294,17 @@ def check_bundle(bundle: zsbench.DatasetBundle, name: str) -> None:
 
 @pytest.mark.parametrize("entry", entries("dataset"))
 def test_dataset_loads_or_names_its_missing_folder(entry, tmp_path):
+    """A missing folder is a ``DataError`` naming it; a command it suggests must exist."""
+    from zsbench.data.download import REGISTRY as DOWNLOADABLE
+
     missing = tmp_path / "absent"
     try:
         bundle = REGISTRY.build("dataset", entry.name, root=missing, **required(entry))
-    except UserError as exc:
+    except DataError as exc:
         assert str(missing) in str(exc), f"dataset {entry.name!r}: the error does not name the folder: {exc}"
+        for name in re.findall(r"zsbench data download (\S+)", str(exc)):
+            assert name in DOWNLOADABLE, f"dataset {entry.name!r} suggests `zsbench data download {name}`, " \
+                                         f"which downloads only {', '.join(sorted(DOWNLOADABLE))}"
         return
     check_bundle(bundle, entry.name)
 
