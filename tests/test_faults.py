@@ -1,5 +1,6 @@
-"""The faults of issue #15, each met the way a user meets it: through the CLI, asserting the
-one-paragraph message and exit 2, and that nothing already computed is lost."""
+"""Faults of the database, the data, the spec and the machine, each met the way a user meets it:
+through the CLI, asserting the one-paragraph message and exit 2, and that nothing already
+computed is lost."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS results (
     wall_time REAL NOT NULL,
     provenance TEXT NOT NULL,
     created_at REAL NOT NULL,
-    -- leaderboard (#14): reported from the test scores only, never used to choose anything
+    -- reported from the test scores only, never used to choose anything
     ausuc REAL,
     oracle_H REAL,
     per_image TEXT,  -- JSON: each test prediction's correctness by class (zsbench.rows); NULL in older rows
@@ -134,7 +134,7 @@ class ResultRow:
     wall_time: float
     provenance: dict[str, Any]
     curves: dict[str, dict[str, list[float]]] = attrs.field(factory=dict)  # split -> params/u/s/H
-    # leaderboard (#14): AUSUC and the best H over the calibration parameter, both on test; reported
+    # AUSUC and the best H over the calibration parameter, both on test, for the leaderboard; reported
     # only, never used to choose anything (None in rows written before they existed)
     ausuc: float | None = None
     oracle_H: float | None = None

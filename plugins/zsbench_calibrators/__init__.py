@@ -90,7 +90,7 @@ def register_calibrators(register):
 
 
 def __getattr__(name: str) -> Any:
-    """The calibrators themselves (torch), under their historical factory names."""
+    """The calibrators themselves (torch), also under factory-style names (``metric_rescaling``)."""
     adjust = importlib.import_module("zsbench_calibrators.adjust")
     lazy = {"metric_rescaling": adjust.MetricRescaling, "calibrated_stacking": adjust.CalibratedStacking,
             "MetricRescaling": adjust.MetricRescaling, "CalibratedStacking": adjust.CalibratedStacking}

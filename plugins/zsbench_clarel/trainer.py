@@ -34,7 +34,8 @@ class TrainConfig:
     momentum: float
     weight_decay: float
     grad_clip: float | None
-    lr_decay_steps: tuple[int, ...]  # the learning rate is multiplied by lr_decay_factor at each of these
+    # From each of these steps on, the learning rate is multiplied by lr_decay_factor once more.
+    lr_decay_steps: tuple[int, ...]
     lr_decay_factor: float
     amp: bool
     eval_every: int | None

@@ -57,10 +57,12 @@ def load_xlsa17_bundle(
     if text not in TEXT_MODES:
         raise UserError(f"dataset {name!r}: option text={text!r} is not one of {', '.join(TEXT_MODES)}")
     if not root.is_dir():
-        raise DataError(root, f"data folder of {name!r} not found: run `zsbench data download "
-                              f"{name} --root {root}`, set the dataset's root option, or set ZSBENCH_DATA "
-                              f"to the folder that holds {root.name}/ (data sets without a root are looked "
-                              "for in $ZSBENCH_DATA/<data set>)")
+        from zsbench.data.download import REGISTRY as DOWNLOADABLE
+
+        fetch = f"run `zsbench data download {name} --root {root}`, " if name in DOWNLOADABLE else ""
+        raise DataError(root, f"data folder of {name!r} not found: {fetch}set the dataset's root option, "
+                              f"or set ZSBENCH_DATA to the folder that holds {root.name}/ (data sets without "
+                              "a root are looked for in $ZSBENCH_DATA/<data set>)")
     feature_path, split_path, text_dir = root / features, root / splits, root / TEXT_FOLDER
     if text == "instance" and not text_dir.is_dir():
         raise DataError(text_dir, "per-image texts requested (text: instance) but the folder is "
