@@ -15,7 +15,7 @@ from zsbench import Scores, protocol
 from zsbench.audit import poison_test_split
 from zsbench.calibration import BestScores, oracle_h, sweep, sweep_loop, with_references
 from zsbench.registry import Registry
-from zsbench.runner import Task, build_calibrators, execute, fit_and_score
+from zsbench.evaluation import RunSetup, Task, execute, fit_and_score
 from zsbench.spec import parse_spec
 
 NAMES = ("metric-rescaling-quantile", "calibrated-stacking-quantile")
@@ -76,10 +76,10 @@ def toy():
 
 def _test_stage_alpha(task, registry, bundle):
     """The test model's alpha table (its training images' switch points) and its rows."""
-    calibrators = build_calibrators(task, registry)
+    setup = RunSetup.of(task, registry, bundle, torch.device("cpu"), None, False)
     stage = protocol.test_stage(bundle, task.seed)
-    scorer, *_ = fit_and_score(task, registry, bundle, stage, {"ridge": 1.0}, torch.device("cpu"), None, False, calibrators)
-    return with_references(calibrators, scorer, bundle, stage)["metric-rescaling-quantile"].reference
+    scorer = fit_and_score(setup, stage, {"ridge": 1.0}).scorer
+    return with_references(setup.calibrators, scorer, bundle, stage)["metric-rescaling-quantile"].reference
 
 
 def test_neither_the_choice_nor_its_test_conversion_reads_the_test_split(toy, tmp_path):
@@ -102,9 +102,10 @@ def test_the_test_row_applies_q_through_the_trainval_images(toy, tmp_path):
     [row] = [r for r in execute(task, registry, bundle, torch.device("cpu"), tmp_path, False)
              if r.calibrator == "metric-rescaling-quantile"]
     stage = protocol.test_stage(bundle, 0)
-    calibrators = build_calibrators(task, registry)
-    scorer, scores, labels, seen = fit_and_score(task, registry, bundle, stage, row.hyperparameters,
-                                                 torch.device("cpu"), None, False, calibrators)
+    setup = RunSetup.of(task, registry, bundle, torch.device("cpu"), None, False)
+    calibrators = setup.calibrators
+    fit = fit_and_score(setup, stage, row.hyperparameters)
+    scorer, scores, labels, seen = fit.scorer, fit.scores, fit.labels, fit.seen_mask
     trainval = scorer.scores(protocol.fit_inputs(bundle, stage)).higher_is_better()
     best = BestScores.from_scores(trainval, seen)
     bound = calibrators["metric-rescaling-quantile"].with_reference(best.seen_value, best.unseen_value)

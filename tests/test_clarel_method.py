@@ -526,7 +526,7 @@ class _RunOnly:
     def register_encoders(register):
         def run_only_projection(context):
             _RunOnly.built.append("encoder")
-            return build_feature_projection(context)
+            return FeatureProjection().build(context)
 
         register("run-only-projection", run_only_projection)
 
@@ -534,10 +534,10 @@ class _RunOnly:
     @zsbench.hookimpl
     def register_losses(register):
         def run_only_retrieval(context):
-            from zsbench_clarel.losses import build_retrieval
+            from zsbench_clarel.losses import Retrieval
 
             _RunOnly.built.append("loss")
-            return build_retrieval(context)
+            return Retrieval().build(context)
 
         register("run-only-retrieval", run_only_retrieval)
 
@@ -570,4 +570,4 @@ def test_clarel_without_a_registry_in_its_context_says_so(tmp_path):
     fit, _, _ = _problem()
     context = attrs.evolve(_context(tmp_path), registry=None)
     with pytest.raises(zsbench.UserError, match="RunContext has none: pass registry="):
-        build_clarel(steps=1, **FAST).fit(fit, context)
+        Clarel(steps=1, **FAST).fit(fit, context)

@@ -69,13 +69,14 @@ class _Quantile:
     parameter at which a sample turns unseen) of the stage model's own training images: q is the
     fraction of those images the adjustment would move to unseen. Raw parameters differ between
     the validation model and the model refit on trainval when their scores are on different
-    scales; that fraction does not depend on the scale. Needs ``with_reference`` before use."""
+    scales; that fraction does not depend on the scale. ``with_reference`` binds it to one
+    stage's model; only the bound calibrator adjusts scores."""
 
     base: ClassVar[type]
     neutral: ClassVar[float] = float("nan")  # no q leaves every model's scores unchanged
     needs_reference: ClassVar[bool] = True
 
-    def with_reference(self, seen_value: torch.Tensor, unseen_value: torch.Tensor):
+    def with_reference(self, seen_value: torch.Tensor, unseen_value: torch.Tensor) -> BoundQuantile:
         points = self.base.switch_points(self, seen_value, unseen_value)
         points = points[torch.isfinite(points)].sort().values.cpu()
         if len(points) == 0:
@@ -83,30 +84,52 @@ class _Quantile:
 
             raise UserError(f"calibrator {self.name!r}: the model gives no finite switch point on its "
                             "training images (every seen distance is zero?), so no quantile can be taken")
-        return attrs.evolve(self, reference=points)
-
-    def _sorted_reference(self) -> torch.Tensor:
-        if self.reference is None:
-            raise RuntimeError(f"calibrator {self.name!r} was used before with_reference (zsbench.calibration.with_references)")
-        return self.reference
-
-    def raw(self, q: torch.Tensor) -> torch.Tensor:
-        """The base adjustment's parameter for each quantile q (linear interpolation)."""
-        ref = self._sorted_reference()
-        return torch.quantile(ref, q.double().cpu().clamp(0, 1)).to(q.device)
+        return BoundQuantile(self, points)
 
     def grid(self, margins: torch.Tensor) -> torch.Tensor:
         return torch.linspace(self.q_min, self.q_max, self.steps, dtype=torch.float64)
 
+    def _unbound(self, *args: object) -> torch.Tensor:
+        raise RuntimeError(f"calibrator {self.name!r} was used before with_reference (zsbench.calibration.with_references)")
+
+    adjust_seen = switch_points = _unbound
+
+
+@attrs.frozen
+class BoundQuantile:
+    """A quantile calibrator bound to one stage model's sorted training-image switch points."""
+
+    calibrator: _Quantile
+    reference: torch.Tensor = attrs.field(eq=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.calibrator.name
+
+    @property
+    def neutral(self) -> float:
+        return self.calibrator.neutral
+
+    @property
+    def requires_distance(self) -> bool:
+        return self.calibrator.requires_distance
+
+    def grid(self, margins: torch.Tensor) -> torch.Tensor:
+        return self.calibrator.grid(margins)
+
+    def raw(self, q: torch.Tensor) -> torch.Tensor:
+        """The base adjustment's parameter for each quantile q (linear interpolation)."""
+        return torch.quantile(self.reference, q.double().cpu().clamp(0, 1)).to(q.device)
+
     def adjust_seen(self, seen_scores: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        return self.base.adjust_seen(self, seen_scores, self.raw(params).to(params.dtype))
+        return self.calibrator.base.adjust_seen(self.calibrator, seen_scores, self.raw(params).to(params.dtype))
 
     def switch_points(self, seen_value: torch.Tensor, unseen_value: torch.Tensor) -> torch.Tensor:
         """q at and below which a sample stays seen: the inverse of ``raw`` at its base switch
         point; -inf where no q in [0, 1] keeps it seen (only the all-seen point, H = 0, is then
         out of reach)."""
-        ref = self._sorted_reference().to(seen_value.device)
-        s = self.base.switch_points(self, seen_value, unseen_value)
+        ref = self.reference.to(seen_value.device)
+        s = self.calibrator.base.switch_points(self.calibrator, seen_value, unseen_value)
         n = len(ref)
         j = torch.searchsorted(ref, s.contiguous(), right=True)  # ref[j-1] <= s < ref[j]
         lo = ref[(j - 1).clamp(0, n - 1)]
@@ -124,7 +147,6 @@ class MetricRescalingQuantile(_Quantile, MetricRescalingQuantileOptions):
     name: ClassVar[str] = "metric-rescaling-quantile"
     requires_distance: ClassVar[bool] = True
     base: ClassVar[type] = MetricRescaling
-    reference: torch.Tensor | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -134,4 +156,3 @@ class CalibratedStackingQuantile(_Quantile, CalibratedStackingQuantileOptions):
     name: ClassVar[str] = "calibrated-stacking-quantile"
     requires_distance: ClassVar[bool] = False
     base: ClassVar[type] = CalibratedStacking
-    reference: torch.Tensor | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
