@@ -14,8 +14,8 @@ import zsbench
 from zsbench import Scores, protocol
 from zsbench.audit import poison_test_split
 from zsbench.calibration import BestScores, oracle_h, sweep, sweep_loop, with_references
-from zsbench.registry import Registry
 from zsbench.evaluation import RunSetup, Task, execute, fit_and_score
+from zsbench.registry import Registry
 from zsbench.spec import parse_spec
 
 NAMES = ("metric-rescaling-quantile", "calibrated-stacking-quantile")
