@@ -155,7 +155,7 @@ def test_run_takes_yaml_text_and_load_results_reads_the_rows_back(tmp_path):
 
 
 def test_list_plugins_takes_wildcards_and_lists_in_process_components():
-    assert [e.name for e in zsbench.list_plugins("calibrator", "cal*")] == ["calibrated-stacking"]
+    assert [e.name for e in zsbench.list_plugins("calibrator", "cal*")] == ["calibrated-stacking", "calibrated-stacking-quantile"]
     toy = zsbench.list_plugins("dataset", "to?")
     assert [(e.name, e.plugin, e.in_process) for e in toy] == [("toy", "in-process", True)]
     with pytest.raises(PluginError, match="kind 'methods'"):
