@@ -73,6 +73,15 @@ def required(entry) -> dict[str, Any]:
     return dict(given)
 
 
+def problem(entry, name: str, value: Any) -> str | None:
+    """Why ``name: value`` is refused by the one option check (``PluginEntry.validate``), or None."""
+    try:
+        entry.validate({**REQUIRED.get((entry.kind, entry.name), {}), name: value})
+    except zsbench.UserError as exc:
+        return str(exc)
+    return None
+
+
 def seed_everything(seed: int) -> None:
     """The global seeding the runner does before a method is built and fitted."""
     random.seed(seed)
@@ -98,16 +107,16 @@ def test_options_are_documented_and_defaults_valid(entry):
             assert option.doc, f"{entry.kind} {entry.name!r}: option {option.name!r} has no doc"
             assert option.type, f"{entry.kind} {entry.name!r}: option {option.name!r} has no type"
         if not option.required:
-            assert entry.value_problem(option.name, option.default) is None, (
+            assert problem(entry, option.name, option.default) is None, (
                 f"{entry.kind} {entry.name!r}: the default of {option.name!r} breaks its own constraint")
     names = {option.name for option in schema}
     for option, values in entry.default_grid.items():
         assert option in names, f"{entry.kind} {entry.name!r}: default_grid names unknown option {option!r}"
         for value in values:
-            assert entry.value_problem(option, value) is None, (
+            assert problem(entry, option, value) is None, (
                 f"{entry.kind} {entry.name!r}: default_grid value {option}={value!r} is out of range")
     if entry.component is not None:  # the options object builds from the defaults alone
-        assert isinstance(entry.check(**required(entry)), entry.component.options)
+        assert isinstance(entry.validate(required(entry)), entry.component.options)
 
 
 # ---------------------------------------------------------------- methods
@@ -117,7 +126,7 @@ def small_options(entry) -> dict[str, Any]:
     """``SMALL`` where the component takes it, then ``FAST``, then ``REQUIRED``."""
     known = entry.options()
     options = {name: value for name, value in SMALL.items()
-               if name in known and entry.value_problem(name, value) is None}
+               if name in known and problem(entry, name, value) is None}
     return {**options, **FAST.get((entry.kind, entry.name), {}), **required(entry)}
 
 
@@ -237,11 +246,24 @@ def calibrator(entry):
     return REGISTRY.build("calibrator", entry.name, **required(entry))
 
 
+def bound(cal: Any) -> Any:
+    """A calibrator that declares ``needs_reference`` bound to a stage model's training-image
+    best seen and unseen scores (negated distances), as the evaluation binds it; others as given."""
+    if not getattr(cal, "needs_reference", False):
+        return cal
+    generator = torch.Generator().manual_seed(0)
+    seen, unseen = -torch.rand(50, generator=generator, dtype=torch.float64) * 3 - 0.1, -torch.rand(50, generator=generator, dtype=torch.float64) * 3 - 0.1
+    return cal.with_reference(seen, unseen)
+
+
 @pytest.mark.parametrize("entry", entries("calibrator"))
 def test_calibrator_declares_itself_and_neutral_leaves_scores_unchanged(entry):
-    cal = calibrator(entry)
+    cal = bound(calibrator(entry))
     assert isinstance(cal, zsbench.Calibrator)
     assert cal.name == entry.name and isinstance(cal.requires_distance, bool)
+    if math.isnan(cal.neutral):  # a parameter in model-relative units has no model-free neutral value
+        assert getattr(cal, "needs_reference", False) or getattr(calibrator(entry), "needs_reference", False)
+        return
     scores = -torch.rand(5, 4, dtype=torch.float64) * 3
     neutral = cal.adjust_seen(scores, torch.tensor([cal.neutral], dtype=torch.float64))
     assert neutral.shape == (1, 5, 4) and torch.equal(neutral[0], scores)
@@ -257,7 +279,7 @@ margins_strategy = st.lists(st.floats(-50, 50, allow_nan=False), min_size=1, max
 def test_calibrator_adjust_seen_is_strictly_increasing_for_every_parameter(entry, values, margins):
     """Over the calibrator's own grid: higher-is-better scores (negated distances, so <= 0, for a
     calibrator that requires distances), pairwise distinct on a 0.01 lattice."""
-    cal = calibrator(entry)
+    cal = bound(calibrator(entry))
     params = cal.grid(torch.tensor(margins, dtype=torch.float64))
     assert params.dim() == 1 and len(params) > 0 and torch.isfinite(params).all()
     scores = torch.tensor(sorted(values), dtype=torch.float64) / 100
