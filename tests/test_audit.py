@@ -187,3 +187,22 @@ def test_cli_audit_bad_tolerance_is_named_exit_2(cli_registry, tmp_path, capsys,
     err = " ".join(capsys.readouterr().err.split())
     assert exit_.value.code == 2 and "--tolerance" in err and "expected a finite number >= 0" in err
     assert "Traceback" not in err
+
+
+def test_the_test_stage_keeps_its_unseen_caption_prototypes_when_the_test_split_is_poisoned(tmp_path):
+    """With unscored caption prototypes, a held-out part of each unseen class's test images
+    describes the class: the test-stage check must leave that side information alone (else every
+    caption-prototype method is reported as peeking), while the validation check still poisons it."""
+    from test_prototypes import captioned
+
+    from zsbench import protocol
+
+    bundle = captioned()
+    reference = protocol.class_side(bundle, protocol.test_stage(bundle, 0), "caption-means")
+    for kind in ("random", "shuffle"):
+        kept = poison_test_split(bundle, kind, 0, tmp_path / kind, side_information=False)
+        side = protocol.class_side(kept, protocol.test_stage(kept, 0), "caption-means")
+        np.testing.assert_array_equal(side.embeddings, reference.embeddings)
+        assert not np.array_equal(kept.labels[kept.splits.test_seen], bundle.labels[bundle.splits.test_seen])
+        poisoned = poison_test_split(bundle, kind, 0, tmp_path / f"{kind}-all")
+        assert not np.array_equal(poisoned.labels, bundle.labels)

@@ -58,14 +58,19 @@ def poison_test_split(bundle: DatasetBundle, kind: str = "random", seed: int = 0
     """A copy of ``bundle`` with the test split replaced (``kind``: random, nan or shuffle):
     features, labels (shuffled within test_seen and within test_unseen), image files (noise images
     written to ``workdir``) and, with ``side_information``, texts and the class embeddings of
-    classes no validation instance belongs to (the test stage may use those: they are left for it)."""
+    classes no validation instance belongs to (the test stage may use those: they are left for it;
+    so are, with unscored caption prototypes, the unseen test images' labels, which say whose
+    held-out captions describe each unseen class)."""
     if kind not in POISONS:
         raise UserError(f"poison {kind!r}: expected one of {', '.join(POISONS)}")
     rng = np.random.default_rng(seed + 7919)
     test = test_indices(bundle)
     changes: dict[str, Any] = {}
     labels = np.array(bundle.labels, copy=True)
-    for part in (bundle.splits.test_seen, np.setdiff1d(bundle.splits.test_unseen, bundle.splits.test_seen)):
+    parts = [bundle.splits.test_seen, np.setdiff1d(bundle.splits.test_unseen, bundle.splits.test_seen)]
+    if not side_information and _unscored_prototypes(bundle):
+        parts = parts[:1]  # which unseen images are a class's decide its held-out captions: side information
+    for part in parts:
         labels[part] = labels[rng.permutation(part)]  # within each part: seen and unseen stay disjoint
     changes["labels"] = labels
     if bundle.features is not None:
@@ -90,6 +95,14 @@ def poison_test_split(bundle: DatasetBundle, kind: str = "random", seed: int = 0
             files[i] = noise[k % len(noise)] if kind != "shuffle" else bundle.image_files[int(rng.choice(test))]
         changes["image_files"] = tuple(files)
     return attrs.evolve(bundle, **changes)
+
+
+def _unscored_prototypes(bundle: DatasetBundle) -> bool:
+    """Whether the test stage describes each unseen class by the captions of a held-out part of its
+    test images (``prototype_captions: unscored``): their class labels are then the class side
+    information the test stage may use, not something it scores."""
+    has_captions = bundle.texts is not None or bundle.caption_embeddings is not None
+    return has_captions and bundle.prototype_captions == "unscored"
 
 
 def _replace(values: np.ndarray, rows: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
