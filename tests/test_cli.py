@@ -104,7 +104,8 @@ def test_run_results_and_resume(tmp_path, env):
     [
         ("name: x\nseeds: [0\n", "not valid YAML at line"),
         (SMALL.replace("name: eszsl", "name: eszsl\n    method: no-such-method"), "methods[0].method: unknown method 'no-such-method'; known methods:"),
-        (SMALL.replace("calibrators: [none, calibrated-stacking]", "calibrators: [none, calibrated-stacking]\n    lamda: 3"), "methods[0].lamda: unknown option for method 'eszsl'"),
+        (SMALL.replace("calibrators: [none, calibrated-stacking]", "calibrators: [none, calibrated-stacking]\n    lamda: 3"),
+         "methods[0].lamda: unknown option for method 'eszsl'"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_paragraph(tmp_path, env, text, expected):
