@@ -428,7 +428,7 @@ class StaleCheck:
         config = prov.get("config")
         if not config or "method" not in config or "dataset" not in config:
             return ["no run configuration recorded"]
-        used = tuple(components_used(config["method"], config["dataset"]))
+        used = tuple(components_used(config["method"], config["dataset"], self.registry))
         if used not in self._code:
             self._code[used] = code_identity(self.registry, config["method"], config["dataset"])
         data = json.dumps(prov.get("data"), sort_keys=True, default=str)
