@@ -24,7 +24,7 @@ TEMPLATE = read_jsonl_rows(Path(__file__).resolve().parents[1] / "docs" / "leade
 
 
 def row(method: str, plugin: str, calibrator: str, seed: int, H: float, val_H: float, side: str) -> dict:
-    return {**TEMPLATE, "run_key": f"{method}/{calibrator}/{seed}", "spec_name": "cub50", "dataset": "cub50",
+    return {**TEMPLATE, "per_image": None, "run_key": f"{method}/{calibrator}/{seed}", "spec_name": "cub50", "dataset": "cub50",
             "method": method, "method_plugin": plugin, "calibrator": calibrator, "seed": seed,
             "H": H, "u": H, "s": H, "zsl": H, "val_H": val_H, "val_u": val_H, "val_s": val_H,
             "side_information": side}
