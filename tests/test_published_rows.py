@@ -92,7 +92,7 @@ def test_the_regeneration_writes_every_leaderboard_snippet_a_docs_page_includes(
                               capture_output=True, text=True, cwd=REPO)
         assert done.returncode == 0, f"{tables.name}: {done.stderr}"
     included = {name for page in (REPO / "docs").rglob("*.md")
-                for name in re.findall(r'^\s*--8<--\s+"leaderboard/(_[^"/]+)"', page.read_text(), re.M)}
+                for name in re.findall(r'^\s*--8<--\s+"leaderboard/(_[^"/:]+)(?::[^"]*)?"', page.read_text(), re.M)}
     assert {"_top-rows.md", "_run-times.md", "_cub-subset-results.md"} <= included
     # Snippets the regeneration script writes itself (its runs' GNU times, the calibration-transfer
     # table beside its figure): checked for presence in the script only.
