@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# Test modules sit in area folders (core/, cli/, ...); the helpers they share live here and in
+# support/, imported by module name. Their asserts are rewritten like a test module's.
 sys.path.insert(0, str(Path(__file__).parent))
+pytest.register_assert_rewrite("support")
 from shared_data import SHARED_DATA  # noqa: E402
 
 # Set before any fixture (module-scoped ones included) runs: tests never touch a user's cache.
