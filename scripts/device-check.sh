@@ -49,7 +49,7 @@ step() {
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >>"$log" 2>&1
 step install 120 "$py" -m pip install -q --no-deps --no-build-isolation --no-index -e .
 step versions 60 "$py" -c "import torch, zsbench; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0)); print('zsbench', zsbench.__version__)"
-ZSBENCH_REQUIRE_CUDA=1 step cuda-tests 180 "$py" -m pytest -q -p no:cacheprovider -m cuda -rs tests/test_cuda.py tests/test_cuda_backbones.py
+ZSBENCH_REQUIRE_CUDA=1 step cuda-tests 180 "$py" -m pytest -q -p no:cacheprovider -m cuda -rs tests/gpu/test_cuda.py tests/gpu/test_cuda_backbones.py
 step perf-calibration 60 "$py" benchmarks/perf_calibration.py --device cuda
 step perf-clarel 150 "$py" benchmarks/perf_clarel.py --device cuda --threads 0
 if [ -f "${ZSBENCH_DATA:-../shared/data}/cub50/efficientnet_lite0.mat" ]; then

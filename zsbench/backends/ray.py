@@ -53,7 +53,7 @@ def _loopback_only(ray, enabled: bool):
     unless it runs as a single-machine instance, which it does by default on macOS and Windows
     only; this asks for that mode on Linux too: ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` for the
     processes it starts, and the same setting in this already-imported driver. Guarded by
-    ``tests/test_ray_backend.py``, which checks every listening socket of a run.
+    ``tests/core/test_ray_backend.py``, which checks every listening socket of a run.
     """
     if not enabled:
         yield
