@@ -228,27 +228,3 @@ def per_image(scores: Scores, labels: torch.Tensor, seen_mask: torch.Tensor, cal
         out[name] = {"classes": classes.tolist(), "sizes": sizes.tolist(),
                      "bits": pack_bits(group_correct[order])}
     return out
-
-
-# --------------------------------------------------------------------------- per-stage references
-
-
-def with_references(calibrators: dict[str, Calibrator | None], scorer: Any, bundle: Any, stage: Any) -> dict[str, Calibrator | None]:
-    """``calibrators`` for the model ``scorer`` of ``stage``: each that declares
-    ``needs_reference`` bound to that model's scores of the stage's own training images (the
-    validation stage's fit images, or trainval), never an evaluation image; the others as given.
-    Scores nothing when no calibrator needs a reference."""
-    if not any(getattr(c, "needs_reference", False) for c in calibrators.values()):
-        return calibrators
-    from zsbench.evaluation import protocol
-
-    with torch.no_grad():
-        scores = scorer.scores(protocol.fit_inputs(bundle, stage))
-    seen_mask = torch.arange(len(stage.classes)) < len(stage.seen_classes)
-    bound: dict[str, Calibrator | None] = {}
-    for name, calibrator in calibrators.items():
-        if getattr(calibrator, "needs_reference", False):
-            best = BestScores.from_scores(check_scores(scores, calibrator), seen_mask)
-            calibrator = calibrator.with_reference(best.seen_value, best.unseen_value)
-        bound[name] = calibrator
-    return bound

@@ -22,7 +22,7 @@ import torch
 
 from zsbench.errors import UserError
 from zsbench.evaluation import protocol
-from zsbench.evaluation.calibration import SweepResult, ausuc, oracle_h, per_image, sweep, with_references
+from zsbench.evaluation.calibration import BestScores, SweepResult, ausuc, check_scores, oracle_h, per_image, sweep
 from zsbench.evaluation.environment import pin_numerics
 from zsbench.evaluation.metrics import zsl_top1
 from zsbench.interfaces import Calibrator, DatasetBundle, RunContext, Scorer, Scores
@@ -35,6 +35,25 @@ if TYPE_CHECKING:  # the identity code computes run keys; importing it would put
     from zsbench.runner.identity import RunIdentity
 
 PROTOCOL_VERSION = 1  # bump when the protocol changes, so old rows are not reused
+
+
+def with_references(calibrators: dict[str, Calibrator | None], scorer: Any, bundle: Any, stage: Any) -> dict[str, Calibrator | None]:
+    """``calibrators`` for the model ``scorer`` of ``stage``: each that declares
+    ``needs_reference`` bound to that model's scores of the stage's own training images (the
+    validation stage's fit images, or trainval), never an evaluation image; the others as given.
+    Scores nothing when no calibrator needs a reference."""
+    if not any(getattr(c, "needs_reference", False) for c in calibrators.values()):
+        return calibrators
+    with torch.no_grad():
+        scores = scorer.scores(protocol.fit_inputs(bundle, stage))
+    seen_mask = torch.arange(len(stage.classes)) < len(stage.seen_classes)
+    bound: dict[str, Calibrator | None] = {}
+    for name, calibrator in calibrators.items():
+        if getattr(calibrator, "needs_reference", False):
+            best = BestScores.from_scores(check_scores(scores, calibrator), seen_mask)
+            calibrator = calibrator.with_reference(best.seen_value, best.unseen_value)
+        bound[name] = calibrator
+    return bound
 
 
 @attrs.frozen
