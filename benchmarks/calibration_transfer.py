@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from zsbench.leaderboard import load_rows
-from zsbench.summary import Estimate
+from zsbench.site.leaderboard import load_rows
+from zsbench.store.summary import Estimate
 
 STAGES = {"validation": "tab:blue", "test": "tab:red"}
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from zsbench import RunContext, protocol
-from zsbench.calibration import sweep
+from zsbench.evaluation.calibration import sweep
 from zsbench.paths import dataset_root
 from zsbench.registry import get_registry
 

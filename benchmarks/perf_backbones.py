@@ -2,7 +2,7 @@
 
 Extraction: the 204 real FLO images of ../shared/data/flo/images_sample/jpg (generated JPEGs of
 the same size stand in when absent, and the page says so) through each built-in backbone with
-its own preprocessing, into an empty cache (``zsbench.backbones.attach_backbone``, the path
+its own preprocessing, into an empty cache (``zsbench.runner.backbones.attach_backbone``, the path
 ``zsbench run`` and ``zsbench features`` take). Cached read: 8,189 image files (FLO's size; links
 to the sample images, since the full set is not on this machine) whose feature matrix is already
 in the Arrow cache; timed is everything a second run does before methods start: building the
@@ -25,9 +25,9 @@ from perf_features import images
 from perfkit import median_time, write_fragment
 
 from zsbench import get_registry
-from zsbench.backbones import attach_backbone, build_backbone, identity
 from zsbench.data import cache
 from zsbench.interfaces import DatasetBundle, Splits
+from zsbench.runner.backbones import attach_backbone, build_backbone, identity
 
 FLO_IMAGES = 8189
 

@@ -16,7 +16,7 @@ import torch
 from perfkit import SHARED_DATA, median_time, write_fragment
 
 from zsbench import Scores
-from zsbench.calibration import sweep, sweep_loop
+from zsbench.evaluation.calibration import sweep, sweep_loop
 from zsbench.registry import get_registry
 
 
@@ -72,7 +72,7 @@ computations give identical u, s, H. Median of {args.repeats} runs (loop: {loop_
 
 | computation | time | per alpha |
 |---|---:|---:|
-| vectorised `zsbench.calibration.sweep` | {t_fast * 1e3:.1f} ms | {t_fast / args.alphas * 1e6:.1f} µs |
+| vectorised `zsbench.evaluation.calibration.sweep` | {t_fast * 1e3:.1f} ms | {t_fast / args.alphas * 1e6:.1f} µs |
 | per-alpha Python loop (`sweep_loop`) | {t_slow * 1e3:.1f} ms | {t_slow / args.alphas * 1e6:.1f} µs |
 | speed-up | {t_slow / t_fast:.0f}x | |
 """

@@ -40,7 +40,7 @@ from perfkit import SHARED_DATA, Baseline, write_fragment
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from zsbench import ClassSide, EncoderContext, FitData, RunContext, get_registry
-from zsbench.protocol import fit_data, test_stage
+from zsbench.evaluation.protocol import fit_data, test_stage
 
 BATCH = 32  # the paper's
 STEP = "perf_clarel.step"  # profiler range around each training step

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from zsbench.optiondocs import render_page
 from zsbench.registry import Registry
+from zsbench.site.optiondocs import render_page
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "builtin-plugins.md"
 

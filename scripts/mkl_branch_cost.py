@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from zsbench.environment import environment
+from zsbench.evaluation.environment import environment
 
 SHAPES = [(256, 1280, 512), (256, 512, 82), (1000, 1280, 102), (64, 1024, 64)]
 

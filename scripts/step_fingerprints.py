@@ -16,10 +16,10 @@ from zsbench_baselines.side_info import span_basis
 from zsbench_baselines.training import minibatches, seeded
 
 import zsbench
-from zsbench import protocol
-from zsbench.environment import environment, pin_numerics
+from zsbench.evaluation import protocol
+from zsbench.evaluation.environment import environment, pin_numerics
 from zsbench.registry import get_registry
-from zsbench.runner import load_dataset
+from zsbench.runner.grid import load_dataset
 from zsbench.spec import parse_spec
 
 SPEC = Path(__file__).resolve().parents[1] / "benchmarks" / "flo-efficientnet.yaml"

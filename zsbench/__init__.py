@@ -71,14 +71,14 @@ def __getattr__(name: str) -> Any:
 
 
 class _Package(types.ModuleType):
-    """``zsbench.audit`` is the function ``zsbench.api.audit``, though the ``zsbench audit``
+    """``zsbench.runner.audit`` is the function ``zsbench.api.audit``, though the ``zsbench audit``
     command's module has that name: importing the module (it stays in ``sys.modules``) must not
     replace the function."""
 
     @property
     def audit(self):
         # By name, like ``__getattr__``: the API is no import of the core, whose code identity
-        # follows import statements (``zsbench.identity``).
+        # follows import statements (``zsbench.runner.identity``).
         return importlib.import_module("zsbench.api").audit
 
     @audit.setter

@@ -31,9 +31,9 @@ from zsbench.registry import (
     Registry,
     get_registry,
 )
-from zsbench.results import Results
 from zsbench.schema import declared
 from zsbench.spec import BenchmarkSpec, parse_spec, parse_yaml
+from zsbench.store.results import Results
 
 DEFAULT_RESULTS = "results.sqlite"
 
@@ -210,7 +210,7 @@ def _device_context(spec_file: str, key: str | None):
 def describe_outcome(task: Any, outcome: Any) -> list[str]:
     """Lines for one finished task: its H per calibrator (in the spec's order), and a warning per
     grid value chosen at an edge of its grid (recorded in each row's ``provenance["grid_edges"]``)."""
-    from zsbench.runner import Failure
+    from zsbench.runner.grid import Failure
 
     if isinstance(outcome, Failure):
         return [f"FAILED {task.describe()}: {outcome.message}"]
@@ -243,8 +243,8 @@ def run(spec: Any, results: str | Path | None = DEFAULT_RESULTS, *, force: bool 
     from tqdm.auto import tqdm
 
     from zsbench.outputs import writable_cache
-    from zsbench.runner import LocalBackend, plan, resolve_device, run_spec
-    from zsbench.store import ResultStore
+    from zsbench.runner.grid import LocalBackend, plan, resolve_device, run_spec
+    from zsbench.store.sqlite import ResultStore
 
     reg = plugins or registry(strict)
     parsed = load_spec(spec, reg)
@@ -252,7 +252,7 @@ def run(spec: Any, results: str | Path | None = DEFAULT_RESULTS, *, force: bool 
     writable_cache()
     device_name, device_key = (device, None) if device else (parsed.device, "device")
     if backend == "ray":  # the device is resolved on the workers, which may have GPUs the driver lacks
-        from zsbench.backends.ray import RayBackend, SettingError
+        from zsbench.runner.backends.ray import RayBackend, SettingError
 
         cpus = ray_options.pop("cpus_per_task", None)
         flags = {"num_cpus_per_task": "--cpus-per-task", "num_gpus_per_task": "--gpus-per-task"}
@@ -356,7 +356,7 @@ def evaluate(method: Any, datasets: Any = ("synthetic",), seeds: int | Sequence[
 
 def load_results(path: str | Path = DEFAULT_RESULTS, spec_name: str | None = None) -> Results:
     """The rows stored in the results database ``path`` (of one spec, when named)."""
-    from zsbench.store import ResultStore
+    from zsbench.store.sqlite import ResultStore
 
     if not Path(path).exists():
         raise UserError(f"{path}: no results database here; run a spec first or pass --results PATH")
@@ -369,10 +369,10 @@ def audit(spec: Any = None, *, method: Any = None, datasets: Any = ("synthetic",
           seed: int | None = None, poisons: Sequence[str] = ("random",), device: str = "cpu",
           tolerance: float = 1e-6) -> list[Any]:
     """Check that no method peeks at the test split or scores transductively (see
-    ``zsbench.audit``): every method entry of ``spec`` (or those named in ``methods``), or one
+    ``zsbench.runner.audit``): every method entry of ``spec`` (or those named in ``methods``), or one
     ``method`` (a name or an in-process component) on ``datasets``. Returns one ``AuditResult``
     per audited run, at ``seed`` (default: the spec's first)."""
-    from zsbench.audit import audit_spec
+    from zsbench.runner.audit import audit_spec
 
     if (spec is None) == (method is None):
         raise UserError("audit: give a spec or a method (one of them)")

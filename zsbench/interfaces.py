@@ -55,7 +55,7 @@ class DatasetBundle:
     side_information: str = "class embeddings"  # said in the leaderboard
     source: str = ""  # where it was read from, for provenance
     origins: dict[str, str] = attrs.field(factory=dict)  # field -> file it was read from, for errors
-    files: tuple[Path, ...] = ()  # every file read, for the data identity of results (zsbench.identity)
+    files: tuple[Path, ...] = ()  # every file read, for the data identity of results (zsbench.runner.identity)
     # (N, E) per image: the mean embedding of its captions by a frozen sentence encoder, from
     # which the protocol builds class-mean caption embeddings out of the images a stage allows.
     caption_embeddings: np.ndarray | None = None

@@ -174,10 +174,6 @@ class PluginEntry:
         return self.plugin == IN_PROCESS_PLUGIN
 
     @property
-    def builtin(self) -> bool:
-        return self.distribution == BUILTIN_DISTRIBUTION
-
-    @property
     def description(self) -> str:
         doc = inspect.getdoc(self.component.options if self.component else self.target) or ""
         return doc.strip().splitlines()[0] if doc.strip() else ""

@@ -14,6 +14,10 @@ only when the component is built::
     @zsbench.hookimpl
     def register_methods(register):
         register(RidgeOptions)
+
+One module, longer than most: the checks (``ge``, ``between``, ...), ``option``, the validation
+and the component declaration are the one vocabulary a plugin imports from ``zsbench``; kept
+together so an author reads it in one place.
 """
 
 from __future__ import annotations

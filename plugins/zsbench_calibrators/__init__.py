@@ -1,7 +1,8 @@
 """Seen/unseen calibrators: CLAREL's multiplicative metric rescaling and Chao et al.'s
 additive calibrated stacking, each also with its parameter as a quantile of the stage model's
-own training-image switch points (a unit that carries from the validation model to the refit one). The sweep itself lives in ``zsbench.calibration``; the grids and
-score adjustments (torch) in ``zsbench_calibrators.adjust``, imported when a run builds one."""
+own training-image switch points (a unit that carries from the validation model to the refit one).
+The sweep itself lives in ``zsbench.evaluation.calibration``; the grids and score adjustments
+(torch) in ``zsbench_calibrators.adjust``, imported when a run builds one."""
 
 from __future__ import annotations
 

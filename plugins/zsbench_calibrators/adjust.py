@@ -90,7 +90,7 @@ class _Quantile:
         return torch.linspace(self.q_min, self.q_max, self.steps, dtype=torch.float64)
 
     def _unbound(self, *args: object) -> torch.Tensor:
-        raise RuntimeError(f"calibrator {self.name!r} was used before with_reference (zsbench.calibration.with_references)")
+        raise RuntimeError(f"calibrator {self.name!r} was used before with_reference (zsbench.evaluation.stages.with_references)")
 
     adjust_seen = switch_points = _unbound
 

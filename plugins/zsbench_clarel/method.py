@@ -53,7 +53,6 @@ CHECKPOINT_FORMAT = 2  # bump when a change makes old checkpoints meaningless
 # Options that do not change the trained weights, so changing them still resumes a checkpoint.
 _NOT_TRAINING = frozenset(
     {
-        "evaluator",
         "checkpoint_dir",
         "eval_batch_size",
         "texts_per_prototype",

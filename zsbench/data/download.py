@@ -12,6 +12,9 @@ observed SHA-256 of every archive in ``SOURCES.json`` and of every extracted fil
 ``SHA256SUMS``; ``zsbench data verify`` re-checks the folder against them later.
 
 ``$ZSBENCH_MIRROR`` (or ``mirror=``) replaces every URL by ``<mirror>/<file name>``.
+
+Longer than most: fetching, checksum recording and safe extraction guard one folder against one
+hostile server, and each step relies on the checks of the one before.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A no-peeking audit for any method: choices and models must not move when the test split is replaced.
 
 For the tasks of a spec (first seed unless told), the runner's own stages run in fresh processes
-(``zsbench.audit_worker``): once on the data set, once per poisoned copy, in which every test-split
+(``zsbench.runner.audit_worker``): once on the data set, once per poisoned copy, in which every test-split
 feature, label, image and text, and the side information of test-only classes, is replaced
 (``poison_test_split``: random values, NaN or a shuffle), and whose data folder is a copy where
 only the images of non-test instances are linked and every other file is replaced by random
@@ -31,15 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import click
 import numpy as np
 import torch
-from rich.markup import escape
 
-from zsbench.audit_worker import Job
 from zsbench.errors import UserError
 from zsbench.interfaces import DatasetBundle, EvalInputs
 from zsbench.registry import Registry
+from zsbench.runner.audit_worker import Job
 from zsbench.spec import NO_CALIBRATION, CalibratorSpec, DatasetSpec, MethodSpec
 
 POISONS = ("random", "nan", "shuffle")
@@ -233,7 +231,7 @@ def _run_child(job: Job, workdir: Path, data_home: Path | None) -> list[dict[str
     env = _child_env(workdir, data_home)
     while True:
         (out / "current").unlink(missing_ok=True)
-        code = subprocess.run([sys.executable, "-m", "zsbench.audit_worker", str(job_path), str(out)],
+        code = subprocess.run([sys.executable, "-m", "zsbench.runner.audit_worker", str(job_path), str(out)],
                               env=env, stdin=subprocess.DEVNULL, check=False).returncode
         if code == 0:
             break
@@ -274,7 +272,7 @@ def audit_tasks(tasks: Sequence[Any], registry: Registry, bundle: DatasetBundle,
     """Audit ``tasks`` (one data set ``bundle``, one seed) as the module docstring says; the data
     set is poisoned once per kind and every task reuses it. ``data_root`` is the data set's
     folder, copied without its test information for the poisoned runs."""
-    from zsbench.backends.ray import plugin_refs
+    from zsbench.runner.backends.ray import plugin_refs
 
     seed = tasks[0].seed
     job = Job(bundle, bundle, tuple(tasks), plugin_refs(registry), registry.strict, device, threads, transduction=True)
@@ -320,7 +318,7 @@ def audit_spec(spec: Any, registry: Registry, methods: Sequence[str] = (), seed:
     ``on_start(task)`` is called as each data set's audit begins; (task, result) pairs are
     yielded as each data set's audit ends, so a later data set's failure loses none of them."""
     from zsbench.paths import dataset_root
-    from zsbench.runner import load_dataset, plan, resolve_device
+    from zsbench.runner.grid import load_dataset, plan, resolve_device
 
     labels = {m.label for m in spec.methods}
     if unknown := sorted(set(methods) - labels):
@@ -353,7 +351,7 @@ def assert_no_peeking(method: str, bundle: DatasetBundle, *, options: dict[str, 
     """For plugin authors' tests: audit method plugin ``method`` on ``bundle``; raises
     ``AssertionError`` naming the method and every choice that moved. The audit runs it in fresh
     processes: a plugin module must be importable by name there."""
-    from zsbench.evaluation import Task
+    from zsbench.evaluation.stages import Task
     from zsbench.registry import get_registry
 
     registry = registry or get_registry()
@@ -371,49 +369,3 @@ def assert_no_peeking(method: str, bundle: DatasetBundle, *, options: dict[str, 
 
 
 # --------------------------------------------------------------------------- command
-
-
-def _tolerance(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    if not (math.isfinite(value) and value >= 0):
-        raise click.BadParameter(f"{value!r}: expected a finite number >= 0 (the largest allowed change of a number)")
-    return value
-
-
-@click.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--method", "methods", multiple=True, help="Only these method entries (by name; repeatable).")
-@click.option("--seed", type=int, default=None, help="Seed to audit [default: the spec's first].")
-@click.option("--poison", "poisons", multiple=True, type=click.Choice(POISONS),
-              help="How the test split is replaced (repeatable) [default: random].")
-@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--tolerance", type=float, default=1e-6, show_default=True, callback=_tolerance,
-              help="Largest allowed change of a number (finite, >= 0).")
-@click.option("--threads", type=click.IntRange(min=0), default=1, show_default=True, help="torch CPU threads (0: default).")
-@click.pass_context
-def audit(ctx: click.Context, spec: str, methods: tuple[str, ...], seed: int | None, poisons: tuple[str, ...],
-          device: str, tolerance: float, threads: int) -> None:
-    """Check that no method of SPEC peeks at the test split or scores transductively."""
-    from zsbench.cli import _registry, console
-    from zsbench.spec import load_spec
-
-    registry = _registry(ctx)
-    results = audit_spec(load_spec(spec, registry), registry, methods, seed, poisons or ("random",), device,
-                         tolerance, threads,
-                         on_start=lambda task: console.print(f"auditing {task.describe()} ...", highlight=False))
-    passed = audited = 0
-    for task, result in results:
-        audited += 1
-        where = escape(task.describe())
-        if result.error:
-            console.print(f"[red]FAILED[/]: {where}: the method failed, so it was not audited: {escape(result.error)}",
-                          highlight=False)
-        elif result.problems:
-            for problem in result.problems:
-                console.print(f"[red]PEEKS[/]: {where}: {escape(problem)}", highlight=False)
-        else:
-            passed += 1
-            console.print(f"[green]ok[/]: {where}: {result.checked} choices and models unchanged, "
-                          "scorer not transductive", highlight=False)
-    console.print(f"{passed} of {audited} method run(s) passed the audit")
-    if passed < audited:
-        sys.exit(1)

@@ -13,8 +13,8 @@ from typing import Any
 
 import attrs
 
-from zsbench.site_markdown import Slugs, slug
-from zsbench.summary import SummaryRow, summarize
+from zsbench.site.markdown import Slugs, slug
+from zsbench.store.summary import SummaryRow, summarize
 
 
 @attrs.frozen

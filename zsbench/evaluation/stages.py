@@ -4,11 +4,8 @@
 on the validation stage and each calibrator keeps the point and parameter with the best
 validation H (``select_on_validation``); each chosen point is refitted on trainval and scored once
 on test. Nothing else decides a number: the run key hashes this module and every zsbench module
-it imports (``zsbench.identity``), so it imports neither the runner (planning, backends, resume)
-nor the identity code, which change no number.
-
-Named ``evaluation`` rather than ``evaluate``: ``zsbench.evaluate`` is the Python API's function,
-which a submodule of that name would shadow.
+it imports (``zsbench.runner.identity``), so it imports neither the runner (planning, backends,
+resume) nor the identity code, which change no number.
 """
 
 from __future__ import annotations
@@ -23,21 +20,40 @@ import attrs
 import numpy as np
 import torch
 
-from zsbench import protocol
-from zsbench.calibration import SweepResult, ausuc, oracle_h, per_image, sweep, with_references
-from zsbench.environment import pin_numerics
 from zsbench.errors import UserError
+from zsbench.evaluation import protocol
+from zsbench.evaluation.calibration import BestScores, SweepResult, ausuc, check_scores, oracle_h, per_image, sweep
+from zsbench.evaluation.environment import pin_numerics
+from zsbench.evaluation.metrics import zsl_top1
 from zsbench.interfaces import Calibrator, DatasetBundle, RunContext, Scorer, Scores
-from zsbench.metrics import zsl_top1
 from zsbench.paths import cache_home
 from zsbench.registry import Registry
 from zsbench.spec import NO_CALIBRATION, DatasetSpec, MethodSpec, canonical_hash, set_path
-from zsbench.store import ResultRow
+from zsbench.store.sqlite import ResultRow
 
 if TYPE_CHECKING:  # the identity code computes run keys; importing it would put it on this path
-    from zsbench.identity import RunIdentity
+    from zsbench.runner.identity import RunIdentity
 
 PROTOCOL_VERSION = 1  # bump when the protocol changes, so old rows are not reused
+
+
+def with_references(calibrators: dict[str, Calibrator | None], scorer: Any, bundle: Any, stage: Any) -> dict[str, Calibrator | None]:
+    """``calibrators`` for the model ``scorer`` of ``stage``: each that declares
+    ``needs_reference`` bound to that model's scores of the stage's own training images (the
+    validation stage's fit images, or trainval), never an evaluation image; the others as given.
+    Scores nothing when no calibrator needs a reference."""
+    if not any(getattr(c, "needs_reference", False) for c in calibrators.values()):
+        return calibrators
+    with torch.no_grad():
+        scores = scorer.scores(protocol.fit_inputs(bundle, stage))
+    seen_mask = torch.arange(len(stage.classes)) < len(stage.seen_classes)
+    bound: dict[str, Calibrator | None] = {}
+    for name, calibrator in calibrators.items():
+        if getattr(calibrator, "needs_reference", False):
+            best = BestScores.from_scores(check_scores(scores, calibrator), seen_mask)
+            calibrator = calibrator.with_reference(best.seen_value, best.unseen_value)
+        bound[name] = calibrator
+    return bound
 
 
 @attrs.frozen

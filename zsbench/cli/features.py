@@ -64,11 +64,11 @@ def features(ctx: click.Context, spec: str, label: str | None, out: str, device:
     """Extract the backbone features of SPEC's dataset into OUT in the xlsa17 res101.mat layout."""
     import attrs
 
-    from zsbench.backbones import attach_backbone
     from zsbench.outputs import writable_file
     from zsbench.paths import dataset_root
     from zsbench.registry import get_registry
-    from zsbench.runner import load_dataset, resolve_device
+    from zsbench.runner.backbones import attach_backbone
+    from zsbench.runner.grid import load_dataset, resolve_device
     from zsbench.spec import load_spec
 
     writable_file(out, "--out")  # before minutes of extraction, not after

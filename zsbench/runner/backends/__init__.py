@@ -8,6 +8,6 @@ Importing this package never imports an optional dependency: each backend import
 
 from __future__ import annotations
 
-from zsbench.backends.ray import RayBackend
+from zsbench.runner.backends.ray import RayBackend
 
 __all__ = ["RayBackend"]

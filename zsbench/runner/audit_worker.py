@@ -1,6 +1,6 @@
 """The audit's child process: a data set's tasks through the runner's own stages, in a clean process.
 
-The audit (``zsbench.audit``) runs this once on the data set and once per poisoned copy, each in a
+The audit (``zsbench.runner.audit``) runs this once on the data set and once per poisoned copy, each in a
 fresh interpreter with its own cache and temporary folders, so that nothing a method kept in
 memory or in those folders during one run can reach the other. For each task it records every
 validation choice (``evaluation.select_on_validation``, one fit per grid point shared by all
@@ -9,7 +9,7 @@ test-stage model's scores of a probe set (the validation evaluation set, which n
 touches), scored after the test evaluation set as the runner does. A method that raises, or calls ``sys.exit()``, is recorded as failed and the next
 task goes on; one that kills the process is recorded by the parent, which starts a new one.
 
-Run as ``python -m zsbench.audit_worker JOB OUT``: JOB is a pickle written by the parent, OUT a
+Run as ``python -m zsbench.runner.audit_worker JOB OUT``: JOB is a pickle written by the parent, OUT a
 folder receiving one pickle per task and stage (``validation-<i>.pkl``, ``test-<i>.pkl``) and
 ``current`` (the one in progress).
 """
@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 import torch
 
-from zsbench import protocol
+from zsbench.evaluation import protocol
 
 
 @attrs.frozen
@@ -68,8 +68,8 @@ def choices(selection) -> dict[str, Any]:
 
 def validation(task, registry, bundle, device: torch.device, cache_dir: Path, transduction: bool) -> dict[str, Any]:
     """One task's validation choices and transduction problems."""
-    from zsbench.audit import transduction_problems
-    from zsbench.evaluation import RunSetup, select_on_validation
+    from zsbench.evaluation.stages import RunSetup, select_on_validation
+    from zsbench.runner.audit import transduction_problems
 
     probe, _, _ = protocol.eval_inputs(bundle, protocol.validation_stage(bundle, task.seed))
     problems: list[str] = []
@@ -86,7 +86,7 @@ def validation(task, registry, bundle, device: torch.device, cache_dir: Path, tr
 
 def test_stage(task, registry, bundle, device: torch.device, cache_dir: Path, points) -> dict[str, Any]:
     """The probe scores of the task's test-stage model at each of ``points``."""
-    from zsbench.evaluation import RunSetup, fit_and_score
+    from zsbench.evaluation.stages import RunSetup, fit_and_score
 
     probe, _, _ = protocol.eval_inputs(bundle, protocol.validation_stage(bundle, task.seed))
     stage = protocol.test_stage(bundle, task.seed)
@@ -106,9 +106,9 @@ def _write(path: Path, result: dict[str, Any]) -> None:
 
 
 def main(job_path: str, out: str) -> None:
-    from zsbench.backends.ray import worker_registry
     from zsbench.errors import UserError
-    from zsbench.runner import resolve_device
+    from zsbench.runner.backends.ray import worker_registry
+    from zsbench.runner.grid import resolve_device
 
     job: Job = pickle.loads(Path(job_path).read_bytes())
     folder = Path(out)

@@ -1,9 +1,9 @@
 """Results database -> Markdown leaderboard pages and PNG plots for the documentation site.
 
-One page per data set (``leaderboard_pages``): the rows' context, a bar chart of H, each
+One page per data set (``pages``): the rows' context, a bar chart of H, each
 method's validated row with ties to the best marked, paired comparisons, what calibration buys,
 calibration and seen-unseen curves, sweeps, and numbers published in papers apart. One page per
-method (``leaderboard_methods``), an index, and an aggregate ranking across data sets. This
+method (``methods``), an index, and an aggregate ranking across data sets. This
 module reads the inputs, draws the figures and writes the files. The leaderboard knows rows,
 not methods: method, data set and calibrator names are just strings, shown as text.
 """
@@ -17,18 +17,18 @@ from typing import Any
 import click
 import yaml
 
-from zsbench import comparisons as cmp
-from zsbench import plots
+from zsbench.store import comparisons as cmp
+from zsbench.site import plots
 from zsbench.errors import DataError, UserError
-from zsbench.leaderboard_methods import method_pages
-from zsbench.leaderboard_model import (
+from zsbench.site.methods import method_pages
+from zsbench.site.model import (
     DatasetPage,
     Reported,
     Sweep,
     pages_of,
     split_sweeps,
 )
-from zsbench.leaderboard_pages import (
+from zsbench.site.pages import (
     MAIN_COLUMNS,
     REPORTED_TITLE,
     ranking_inputs,
@@ -40,9 +40,9 @@ from zsbench.leaderboard_pages import (
     render_run_times,
     render_top_rows,
 )
-from zsbench.site_markdown import distinct, slug
+from zsbench.site.markdown import distinct, slug
 from zsbench.spec import NO_CALIBRATION
-from zsbench.summary import SummaryRow, summarize
+from zsbench.store.summary import SummaryRow, summarize
 
 __all__ = ["MAIN_COLUMNS", "REPORTED_TITLE", "Reported", "leaderboard", "load_reported", "load_rows", "pages_of",
            "slug", "write_leaderboard"]
@@ -106,8 +106,8 @@ def _reported(path: Path, i: int, item: Any) -> Reported:
 def load_rows(path: str | Path, spec_name: str | None = None) -> list[dict[str, Any]]:
     """Every stored row with its curves (``row["curves"]``: split -> params/u/s/H), from a
     results database or from exported JSON lines (a ``.jsonl`` file or a folder of them)."""
-    from zsbench.export import is_jsonl, read_jsonl_rows
-    from zsbench.store import ResultStore
+    from zsbench.store.export import is_jsonl, read_jsonl_rows
+    from zsbench.store.sqlite import ResultStore
 
     path = Path(path)
     if is_jsonl(path):
@@ -121,8 +121,8 @@ def load_rows(path: str | Path, spec_name: str | None = None) -> list[dict[str, 
 
 def unknown_spec_name(paths: Sequence[str | Path], spec_name: str) -> UserError:
     """The error for a ``--spec-name`` that matches no row (a typo?): it names the stored specs."""
-    from zsbench.export import is_jsonl, read_jsonl_rows
-    from zsbench.store import ResultStore
+    from zsbench.store.export import is_jsonl, read_jsonl_rows
+    from zsbench.store.sqlite import ResultStore
 
     names = set()
     for path in paths:
@@ -137,8 +137,8 @@ def unknown_spec_name(paths: Sequence[str | Path], spec_name: str) -> UserError:
 
 def load_failure_counts(paths: Sequence[str | Path], spec_name: str | None = None) -> dict[tuple[str, str], int]:
     """(dataset, method) -> runs that failed with no result since; counted, never scored."""
-    from zsbench.export import is_jsonl
-    from zsbench.store import ResultStore
+    from zsbench.store.export import is_jsonl
+    from zsbench.store.sqlite import ResultStore
 
     counts: dict[tuple[str, str], int] = {}
     for path in paths:
@@ -274,51 +274,3 @@ def write_leaderboard(
     times = out_dir / RUN_TIMES
     times.write_text(render_run_times(pages))
     return [index, *written, top, times]
-
-
-# --------------------------------------------------------------------------- command
-
-
-@click.command()
-@click.option("--results", "results_paths", multiple=True, default=["results.sqlite"], show_default=True,
-              type=click.Path(), help="SQLite results database, or exported rows (a .jsonl file or a folder "
-              "of them); repeat to combine several.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for the Markdown pages and PNG plots (e.g. docs/leaderboard).")
-@click.option("--reported", "reported_path", default=None, type=click.Path(dir_okay=False),
-              help=f"YAML of published numbers [default: {DEFAULT_REPORTED} when it exists].")
-@click.option("--spec-name", default=None, help="Only rows of this spec.")
-@click.option("--no-plots", is_flag=True, help="Write the tables only, no PNG figures.")
-@click.option("--stale", "stale_policy", type=click.Choice(["flag", "refuse"]), default="flag", show_default=True,
-              help="Rows from other code or data than the current: mark them on the page, or refuse to write.")
-def leaderboard(results_paths: tuple[str, ...], out_dir: str, reported_path: str | None, spec_name: str | None,
-                no_plots: bool, stale_policy: str) -> None:
-    """Write every Markdown leaderboard page and plot from the results database(s) or exported rows."""
-    from zsbench.identity import mark_stale
-
-    rows = mark_stale([row for path in results_paths for row in load_rows(path, spec_name)],
-                      refuse=stale_policy == "refuse")
-    if spec_name and not rows:
-        raise unknown_spec_name(results_paths, spec_name)
-    if reported_path is None and DEFAULT_REPORTED.is_file():
-        reported_path = str(DEFAULT_REPORTED)
-    reported = load_reported(reported_path) if reported_path else []
-    for entry in repeated_seeds(rows):
-        click.echo(f"warning: {entry}: rows of different runs are averaged together; "
-                   "pass --spec-name to keep one spec", err=True)
-    failures = load_failure_counts(results_paths, spec_name)
-    try:
-        written = write_leaderboard(rows, out_dir, reported, with_plots=not no_plots, failures=failures)
-    except OSError as exc:
-        raise UserError(f"{exc.filename or out_dir}: cannot write the leaderboard there ({exc.strerror or exc}); "
-                        "pass --out a folder you can write") from None
-    for (dataset, method), count in sorted(failures.items()):
-        click.echo(f"{dataset} / {method}: {count} failed run(s), not scored (zsbench results --failed)", err=True)
-    pages = sum(p.suffix == ".md" and not p.name.startswith("_") for p in written)
-    snippets = sum(p.name.startswith("_") for p in written)
-    click.echo(
-        f"wrote {pages} page(s), {len(written) - pages - snippets} plot(s) and the home page's top rows ({TOP_ROWS}), "
-        f"run times ({RUN_TIMES}) and each data set's entries ({ENTRIES.format(slug='<data set>')}) to "
-        f"{out_dir} from {len(rows)} row(s)"
-        + (f" and {len(reported)} reported result(s) ({reported_path})" if reported else "")
-    )

@@ -3,7 +3,7 @@
 Each data set is loaded once in the driver and put once in the object store: every task gets
 the same ObjectRef, so its arrays reach the workers of a node through shared memory instead of
 being copied per task (raw images stay on the shared data root and are read by path). Workers
-register the same plugin modules as the driver's registry, run ``runner.run_task`` and return
+register the same plugin modules as the driver's registry, run ``grid.run_task`` and return
 rows; the driver yields them as they finish, so ``run_spec`` writes, skips and resumes exactly
 as with the local backend. Ray is imported only when a run starts.
 """
@@ -28,10 +28,10 @@ from typing import Any
 import attrs
 
 from zsbench.errors import UserError
-from zsbench.evaluation import Task
+from zsbench.evaluation.stages import Task
 from zsbench.registry import Registry
-from zsbench.runner import Failure, load_dataset, resolve_device, run_task
-from zsbench.store import ResultRow
+from zsbench.runner.grid import Failure, load_dataset, resolve_device, run_task
+from zsbench.store.sqlite import ResultRow
 
 # plugin name, module name (or the plugin object cloudpickled: the in-process components), distribution, version
 PluginRef = tuple[str, str | bytes, str | None, str | None]
@@ -81,7 +81,7 @@ def _start_reaper() -> subprocess.Popen | None:
     """A watchdog that ends the local instance's processes if this driver is killed (Linux)."""
     if not Path("/proc/self/stat").exists():
         return None
-    return subprocess.Popen([sys.executable, "-m", "zsbench.backends.reaper", str(os.getpid())],
+    return subprocess.Popen([sys.executable, "-m", "zsbench.runner.backends.reaper", str(os.getpid())],
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 

@@ -1,8 +1,11 @@
 """Markdown of a data set's page, the index and the aggregate ranking, from the page model.
 
-Every user string goes through ``site_markdown`` (inert text); every comparison comes from
+Every user string goes through ``markdown`` (inert text); every comparison comes from
 ``comparisons`` (validation-chosen rows, paired differences, ties); every context line comes
 from the rows' provenance.
+
+Longer than most: one small renderer per page section, kept beside the page functions that
+order them, so a page reads top to bottom in one file.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from zsbench import comparisons as cmp
-from zsbench.leaderboard_model import (
+from zsbench.store import comparisons as cmp
+from zsbench.site.model import (
     BackboneGroup,
     DatasetPage,
     Reported,
@@ -22,7 +25,7 @@ from zsbench.leaderboard_model import (
     order,
     split_sweeps,
 )
-from zsbench.site_markdown import (
+from zsbench.site.markdown import (
     GENERATED,
     WIDE,
     Markup,
@@ -35,7 +38,7 @@ from zsbench.site_markdown import (
     text,
 )
 from zsbench.spec import NO_CALIBRATION
-from zsbench.summary import Estimate, SummaryRow, summarize
+from zsbench.store.summary import Estimate, SummaryRow, summarize
 
 REPORTED_TITLE = "Reported in the literature (not measured here)"
 MAIN_COLUMNS = ("#", "method", "calibrator", "H", "vs #1", "u", "s", "ZSL", "AUSUC", "oracle H (test)", "seeds",
@@ -105,7 +108,7 @@ def versus(pair: cmp.Pair | None) -> str:
 
 def details_link(page: DatasetPage, summary: SummaryRow) -> Markup:
     """The row's details: its method's page, at the calibrator's section."""
-    from zsbench.leaderboard_methods import calibrator_anchor
+    from zsbench.site.methods import calibrator_anchor
 
     method = page.method_slugs()[summary.method]
     return Markup(f"[details]({page.slug}/{method}.md#{calibrator_anchor(summary)})")

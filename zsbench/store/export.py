@@ -20,8 +20,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import click
-
 from zsbench.errors import DataError, UserError
 
 # Database bookkeeping, not results: differs between two databases holding the same rows.
@@ -55,7 +53,7 @@ def _order(row: Mapping[str, Any]) -> tuple:
 
 def export_rows(rows: Iterable[Mapping[str, Any]], out_dir: str | Path) -> list[Path]:
     """Write ``<out_dir>/<dataset slug>.jsonl`` for each data set of ``rows`` (replacing it)."""
-    from zsbench.leaderboard import slug
+    from zsbench.site.leaderboard import slug
 
     by_file: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -90,8 +88,8 @@ def _replace(path: Path, text: str) -> None:
 def read_jsonl_rows(path: str | Path) -> list[dict[str, Any]]:
     """Rows from a ``.jsonl`` file, or from every ``*.jsonl`` file of a folder (sorted by name),
     each checked against the row schema (file and line named), one per task
-    (``zsbench.rows.current``)."""
-    from zsbench.rows import check_rows, current
+    (``zsbench.store.rows.current``)."""
+    from zsbench.store.rows import check_rows, current
 
     path = Path(path)
     files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
@@ -143,26 +141,3 @@ def _expand_manifest(row: dict[str, Any], file: Path, line: int, manifests: dict
 def is_jsonl(path: str | Path) -> bool:
     path = Path(path)
     return path.suffix == ".jsonl" or path.is_dir()
-
-
-@click.command("export")
-@click.option("--results", "results_path", default="results.sqlite", show_default=True,
-              type=click.Path(dir_okay=False), help="SQLite results database.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for one <dataset>.jsonl per data set (e.g. docs/leaderboard/results).")
-@click.option("--spec-name", default=None, help="Only rows of this spec.")
-def export(results_path: str, out_dir: str, spec_name: str | None) -> None:
-    """Write the stored rows, with provenance and curves, as JSON lines (one file per data set)."""
-    from zsbench.leaderboard import load_rows
-    from zsbench.outputs import writable_folder
-
-    writable_folder(out_dir, "--out")
-    rows = load_rows(results_path, spec_name)
-    if not rows:
-        raise UserError(f"{results_path}: no result rows" + (f" of spec {spec_name!r}" if spec_name else ""))
-    try:
-        written = export_rows(rows, out_dir)
-    except OSError as exc:
-        raise UserError(f"--out {out_dir}: cannot write the rows there ({exc.strerror or exc}); pass --out "
-                        "a folder you can write") from None
-    click.echo(f"wrote {len(rows)} row(s) to {', '.join(map(str, written))}")

@@ -150,7 +150,7 @@ def run(ctx: click.Context, spec: str, results_path: str, force: bool, device: s
         + (f", {len(outcome.busy)} being computed by another zsbench process (left to it)" if outcome.busy else ""),
         highlight=False, markup=False,
     )
-    from zsbench.store import ResultStore
+    from zsbench.store.sqlite import ResultStore
 
     with ResultStore(results_path, readonly=True) as store:
         stored = store.rows(spec_name=results.spec_name)
@@ -177,8 +177,8 @@ def _capped_threads(threads: int) -> int:
 
 
 def _print_summary(rows: list[dict], title: str) -> None:
-    from zsbench.results import in_spec_order
-    from zsbench.summary import METRICS, summarize  # numpy, scipy: only once there are rows
+    from zsbench.store.results import in_spec_order
+    from zsbench.store.summary import METRICS, summarize  # numpy, scipy: only once there are rows
 
     if not rows:
         console.print("no results yet")
@@ -210,7 +210,7 @@ def results(ctx: click.Context, results_path: str, as_json: bool, spec_name: str
     """Print stored results (a summary table, every row with --json, or --format csv|parquet|json);
     `results import FILE` writes runs saved to a recovery file. A rerun of a task supersedes its
     older rows."""
-    from zsbench.store import ResultStore
+    from zsbench.store.sqlite import ResultStore
 
     ctx.obj["results_path"] = results_path
     if ctx.invoked_subcommand is not None:
@@ -223,7 +223,7 @@ def results(ctx: click.Context, results_path: str, as_json: bool, spec_name: str
     with ResultStore(results_path, readonly=True) as store:
         rows = store.failures(spec_name) if failed else store.rows(spec_name=spec_name)
     if stale and not failed:
-        from zsbench.identity import mark_stale
+        from zsbench.runner.identity import mark_stale
 
         rows = [r for r in mark_stale(rows, registry=_registry(ctx)) if r["stale"]]
         if not as_json:
@@ -235,7 +235,7 @@ def results(ctx: click.Context, results_path: str, as_json: bool, spec_name: str
     if fmt == "parquet" and out is None:
         raise UserError("--format parquet writes a binary file: add --out FILE")
     if fmt != "table":
-        from zsbench.results import Results
+        from zsbench.store.results import Results
 
         data = Results(tuple(rows))
         if out is not None:
@@ -252,8 +252,8 @@ def results(ctx: click.Context, results_path: str, as_json: bool, spec_name: str
 
 
 def _prune_stale(ctx: click.Context, results_path: str, spec_name: str | None) -> None:
-    from zsbench.identity import mark_stale
-    from zsbench.store import ResultStore
+    from zsbench.runner.identity import mark_stale
+    from zsbench.store.sqlite import ResultStore
 
     with ResultStore(results_path) as store:
         superseded = store.rows(spec_name=spec_name, superseded=True)
@@ -283,7 +283,7 @@ def _print_failures(rows: list[dict], results_path: str) -> None:
 @click.pass_context
 def import_results(ctx: click.Context, recovery_file: str, own_results: str | None) -> None:
     """Write the runs of RECOVERY_FILE (saved when the database refused a write) into --results."""
-    from zsbench.store import ResultStore
+    from zsbench.store.sqlite import ResultStore
 
     results_path = own_results or ctx.obj["results_path"]
     with ResultStore(results_path) as store:
@@ -369,15 +369,15 @@ def specs() -> None:
 
 def _attach_optional_commands() -> None:
     """Verbs that live in their own modules, imported only when run."""
-    cli.add_lazy("data", "zsbench.data.commands:data",
+    cli.add_lazy("data", "zsbench.cli.data:data",
                  "Download and check data sets (xlsa17 features and splits, Reed et al. texts, images).")
-    cli.add_lazy("leaderboard", "zsbench.leaderboard:leaderboard",
+    cli.add_lazy("leaderboard", "zsbench.cli.leaderboard:leaderboard",
                  "Write every Markdown leaderboard page and plot from the results database(s) or exported rows.")
-    cli.add_lazy("export", "zsbench.export:export",
+    cli.add_lazy("export", "zsbench.cli.export:export",
                  "Write the stored rows, with provenance and curves, as JSON lines (one file per data set).")
-    cli.add_lazy("audit", "zsbench.audit:audit",
+    cli.add_lazy("audit", "zsbench.cli.audit:audit",
                  "Check that no method of SPEC peeks at the test split or scores transductively.")
-    cli.add_lazy("features", "zsbench.features_command:features",
+    cli.add_lazy("features", "zsbench.cli.features:features",
                  "Extract the backbone features of SPEC's dataset into OUT in the xlsa17 res101.mat layout.")
 
 

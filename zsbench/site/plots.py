@@ -1,6 +1,6 @@
 """Leaderboard figures: H per entry, calibration curves, seen-unseen curves and setting sweeps, as PNG files.
 
-Every line is a mean over seeds with its 95% confidence band (``zsbench.summary.Estimate``, in
+Every line is a mean over seeds with its 95% confidence band (``zsbench.store.summary.Estimate``, in
 percent). Figures are drawn on matplotlib's Agg canvas without pyplot, so plotting never touches
 a global backend or needs a display. A ``Palette`` gives each method one colour in every figure
 of the site; figures are drawn narrow with large type, so their labels stay readable when a
@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from zsbench.summary import Estimate, SummaryRow
+from zsbench.store.summary import Estimate, SummaryRow
 
 FONT_SIZE = 11  # points, at DPI below: about 10 px tall on a 390 px phone for a 5.5-inch figure
 DPI = 110

@@ -6,7 +6,7 @@ next to the instance, keeps a list of the driver's descendants while the driver 
 it is gone, terminates the ones still running (each known by pid and start time, so a reused pid
 is never touched). Linux only: it reads /proc.
 
-Run as ``python -m zsbench.backends.reaper DRIVER_PID``.
+Run as ``python -m zsbench.runner.backends.reaper DRIVER_PID``.
 """
 
 from __future__ import annotations

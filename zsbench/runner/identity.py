@@ -3,7 +3,7 @@
 Code identity hashes *source*, not a git commit: rows are committed by a later commit than the one
 that produced them, so a commit can never be the thing compared. It covers
 
-- every zsbench module, whole, that the evaluation (``zsbench.evaluation``) or a component's
+- every zsbench module, whole, that the evaluation (``zsbench.evaluation.stages``) or a component's
   package reaches through its import statements, those inside functions included and those
   under ``if TYPE_CHECKING:`` not (they never run) (``core_modules``: the protocol, calibration sweeps, metrics, records, the spec's grid
   expansion, the shared encoders, the data loaders), found by reading the source, so the list
@@ -26,6 +26,9 @@ cached by (path, size, mtime), so reruns cost a ``stat`` per file.
 
 Provenance also records zsbench's version, git commit and dirty flag (``git_state``): for people,
 not for comparison.
+
+Longer than most: code identity, data identity and the staleness check answer one question (was
+this row computed from this code and these files?), in three marked sections.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ from zsbench.registry import Registry
 from zsbench.schema import named_components  # options classes declare which options are components
 from zsbench.spec import set_path
 
-EVALUATION = "zsbench.evaluation"  # where the code path that makes the numbers starts
+EVALUATION = "zsbench.evaluation.stages"  # where the code path that makes the numbers starts
+PACKAGE = Path(__file__).resolve().parents[1]  # zsbench/: module names resolve under it
 HASH_CACHE_FILE = "sha256.json"
 _CHUNK = 1 << 20
 
@@ -72,7 +76,7 @@ def _digest(parts: Iterable[bytes]) -> str:
 def _module_file(name: str) -> Path | None:
     """The source file of zsbench module ``name`` (None when there is none), found without
     importing anything."""
-    path = Path(__file__).resolve().parent.joinpath(*name.split(".")[1:])
+    path = PACKAGE.joinpath(*name.split(".")[1:])
     for candidate in (path / "__init__.py", path.with_suffix(".py")):
         if candidate.is_file():
             return candidate
@@ -122,7 +126,7 @@ def _imported_modules(tree: ast.AST, importer: str, is_package: bool) -> set[str
 
 
 def core_modules(roots: Iterable[str] = ()) -> list[str]:
-    """Every zsbench module the evaluation (``zsbench.evaluation``) and ``roots`` reach through
+    """Every zsbench module the evaluation (``zsbench.evaluation.stages``) and ``roots`` reach through
     imports."""
     seen, todo = set(), [EVALUATION, *roots]
     while todo:
@@ -289,7 +293,7 @@ def code_differences(recorded: Mapping[str, Any] | None, current: Mapping[str, A
 @cache
 def git_state() -> dict[str, Any] | None:
     """Commit and dirty flag of the checkout zsbench runs from (None when not a git checkout)."""
-    here = Path(__file__).resolve().parent.parent
+    here = PACKAGE.parent
     if not (here / ".git").exists():
         return None
     try:
@@ -444,13 +448,13 @@ def stale_reasons(row: Mapping[str, Any], registry: Registry, hashes: FileHashes
 
 
 def mark_stale(rows: list[dict[str, Any]], refuse: bool = False, registry: Registry | None = None) -> list[dict[str, Any]]:
-    """``rows``, one per task (``zsbench.rows.current``: rows merged from several sources
+    """``rows``, one per task (``zsbench.store.rows.current``: rows merged from several sources
     count once, a rerun supersedes its stale row), with ``row["stale"]``: the reasons each did
     not come from the current code and data (empty when it did), for pages to flag; with
     ``refuse``, any stale row left is a user error."""
     from zsbench.errors import UserError
     from zsbench.registry import get_registry
-    from zsbench.rows import current
+    from zsbench.store.rows import current
 
     check = StaleCheck(registry or get_registry())
     out = [{**row, "stale": check.reasons(row)} for row in current(rows)]

@@ -13,7 +13,7 @@
   on the seed and the test classes, from a fixed generator, so pages are reproducible.
 * A row is *tied* with another when either interval contains zero, when fewer than two seeds
   pair up (no seed interval), or when the difference is within the methods' cross-machine
-  tolerance (``zsbench.tolerance``): a rerun elsewhere could reverse it. Rows without per-image
+  tolerance (``zsbench.store.tolerance``): a rerun elsewhere could reverse it. Rows without per-image
   results are judged on the seed interval alone.
 * Across data sets: the mean rank of each method and the critical difference of the Nemenyi
   test (Demšar, JMLR 2006), under which two mean ranks are not told apart.
@@ -29,9 +29,9 @@ from typing import Any
 import attrs
 import numpy as np
 
-from zsbench.rows import PER_IMAGE_GROUPS, unpack_bits
-from zsbench.summary import Estimate, SummaryRow
-from zsbench.tolerance import cross_machine_tolerance
+from zsbench.store.rows import PER_IMAGE_GROUPS, unpack_bits
+from zsbench.store.summary import Estimate, SummaryRow
+from zsbench.store.tolerance import cross_machine_tolerance
 
 
 def chosen_calibrators(summaries: Sequence[SummaryRow]) -> dict[str, str]:

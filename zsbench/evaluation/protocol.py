@@ -233,7 +233,7 @@ def fit_data(bundle: DatasetBundle, stage: Stage, side: str = "auto") -> FitData
 
 def fit_inputs(bundle: DatasetBundle, stage: Stage) -> EvalInputs:
     """The stage's training instances as inputs to score (no labels): the reference a calibrator
-    may read (``zsbench.calibration.with_references``); never an evaluation image."""
+    may read (``zsbench.evaluation.stages.with_references``); never an evaluation image."""
     return EvalInputs(features=_select(bundle, stage.fit, "features"),
                       image_files=_select(bundle, stage.fit, "image_files"))
 

@@ -1,6 +1,6 @@
 """The (dataset x method x seed) grid, planned, identified, run on a backend, with resume.
 
-The numbers of a task come from ``zsbench.evaluation.execute``; this module plans the tasks of a
+The numbers of a task come from ``zsbench.evaluation.stages.execute``; this module plans the tasks of a
 spec, gives each its run key (``identify``), stamps rows with where and with what they ran
 (``run_task``) and drives a backend. Only the driver writes to the results database, so other
 backends (Ray) reuse ``run_task`` unchanged.
@@ -20,17 +20,17 @@ import numpy as np
 import torch
 
 import zsbench
-from zsbench import protocol
 from zsbench.data.finite import finite_bundle
-from zsbench.environment import environment
 from zsbench.errors import UserError
-from zsbench.evaluation import PROTOCOL_VERSION, Task, execute
-from zsbench.identity import RunIdentity, code_identity, data_identity, git_state
+from zsbench.evaluation import protocol
+from zsbench.evaluation.environment import environment
+from zsbench.evaluation.stages import PROTOCOL_VERSION, Task, execute
 from zsbench.interfaces import DatasetBundle
 from zsbench.paths import dataset_root
 from zsbench.registry import Registry
+from zsbench.runner.identity import RunIdentity, code_identity, data_identity, git_state
 from zsbench.spec import BenchmarkSpec, DatasetSpec
-from zsbench.store import ResultRow, ResultStore
+from zsbench.store.sqlite import ResultRow, ResultStore
 
 
 @attrs.frozen
@@ -100,7 +100,7 @@ def load_dataset(spec: DatasetSpec, registry: Registry, device: torch.device | N
     root = dataset_root(spec.plugin, spec.root)
     bundle = registry.build("dataset", spec.plugin, root=root, **spec.options)
     if spec.backbone is not None:
-        from zsbench.backbones import attach_backbone
+        from zsbench.runner.backbones import attach_backbone
 
         bundle = attach_backbone(bundle, spec.backbone, registry, device or torch.device("cpu"), show_progress)
     return finite_bundle(bundle, drop=spec.drop_nonfinite)
@@ -190,7 +190,7 @@ def method_failure(task: Task, exc: BaseException, provenance: dict[str, Any]) -
 
 def _invalid_rows(task: Task, rows: list[ResultRow]) -> Failure | None:
     """A failure when the rows a run computed break the row schema (never stored)."""
-    from zsbench.rows import RowError, check_rows
+    from zsbench.store.rows import RowError, check_rows
 
     try:
         check_rows((f"{task.describe()}: calibrator {r.calibrator}", attrs.asdict(r)) for r in rows)

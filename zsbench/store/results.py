@@ -114,7 +114,7 @@ class Results:
     def summary_rows(self) -> list[dict[str, Any]]:
         """Mean and 95% CI half-width (percent) per data set, method and calibrator over seeds:
         the CLI's table as records (``<metric>`` and ``<metric>_ci``; the CI is NaN for one seed)."""
-        from zsbench.summary import METRICS, TEST_ONLY_METRICS, summarize
+        from zsbench.store.summary import METRICS, TEST_ONLY_METRICS, summarize
 
         out = []
         for s in summarize(in_spec_order(list(self.rows))):
@@ -134,7 +134,7 @@ class Results:
 
     def _repr_html_(self) -> str:
         """The summary table for Jupyter (labels are escaped: they come from specs and plugins)."""
-        from zsbench.summary import METRICS
+        from zsbench.store.summary import METRICS
 
         head = "".join(f"<th>{h}</th>" for h in ("dataset", "method", "calibrator", "seeds", *METRICS))
         body = []

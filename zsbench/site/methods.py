@@ -12,11 +12,11 @@ from typing import Any
 import attrs
 import yaml
 
-from zsbench import comparisons as cmp
-from zsbench import plots
-from zsbench.leaderboard_model import DatasetPage, grid_edges, split_sweeps
-from zsbench.leaderboard_pages import TEST_ONLY_NOTE, _estimate, oracle
-from zsbench.site_markdown import (
+from zsbench.store import comparisons as cmp
+from zsbench.site import plots
+from zsbench.site.model import DatasetPage, grid_edges, split_sweeps
+from zsbench.site.pages import TEST_ONLY_NOTE, _estimate, oracle
+from zsbench.site.markdown import (
     GENERATED,
     WIDE,
     Markup,
@@ -30,7 +30,7 @@ from zsbench.site_markdown import (
     text,
 )
 from zsbench.spec import NO_CALIBRATION
-from zsbench.summary import SummaryRow, summarize
+from zsbench.store.summary import SummaryRow, summarize
 
 
 def calibrator_anchor(summary: SummaryRow) -> str:

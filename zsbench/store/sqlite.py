@@ -9,7 +9,10 @@ A write that still fails after a run was computed goes to a recovery file beside
 folder or the temporary folder. Concurrent writers claim a run before computing it, so each run
 is computed once; a claim names its process by host, PID and start time, so a PID reused by
 another process does not hold it. Every row written or read is checked against the one row
-schema (``zsbench.rows``). Failed runs are recorded too. The store knows rows, not methods.
+schema (``zsbench.store.rows``). Failed runs are recorded too. The store knows rows, not methods.
+
+Longer than most: writes, claims and the recovery file share one transaction discipline (a row
+is in the database or in the recovery file, never lost, never twice), so they stay one class.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from typing import Any
 
 import attrs
 
-from zsbench import rows as schema
 from zsbench.errors import UserError
 from zsbench.paths import cache_home
+from zsbench.store import rows as schema
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -57,7 +60,7 @@ CREATE TABLE IF NOT EXISTS results (
     -- reported from the test scores only, never used to choose anything
     ausuc REAL,
     oracle_H REAL,
-    per_image TEXT,  -- JSON: each test prediction's correctness by class (zsbench.rows); NULL in older rows
+    per_image TEXT,  -- JSON: each test prediction's correctness by class (zsbench.store.rows); NULL in older rows
     UNIQUE (run_key, calibrator)
 );
 CREATE TABLE IF NOT EXISTS curves (
@@ -138,7 +141,7 @@ class ResultRow:
     # only, never used to choose anything (None in rows written before they existed)
     ausuc: float | None = None
     oracle_H: float | None = None
-    # each test prediction's correctness, by test class, for the test-image bootstrap (zsbench.rows)
+    # each test prediction's correctness, by test class, for the test-image bootstrap (zsbench.store.rows)
     per_image: dict[str, dict[str, Any]] | None = None
 
 
@@ -491,7 +494,7 @@ class ResultStore:
              superseded: bool = False) -> list[dict[str, Any]]:
         """Every current result row as a dict (JSON columns decoded), oldest first, each checked
         against the row schema; with ``superseded``, the rows a rerun of their task replaced
-        (``zsbench.rows.current``) instead."""
+        (``zsbench.store.rows.current``) instead."""
         query, args = "SELECT * FROM results WHERE 1=1", []
         if spec_name:
             query, args = query + " AND spec_name = ?", [*args, spec_name]

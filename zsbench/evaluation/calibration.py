@@ -15,9 +15,9 @@ import attrs
 import numpy as np
 import torch
 
+from zsbench.evaluation.metrics import harmonic_mean, per_class_accuracy_batched
 from zsbench.interfaces import Calibrator, Scores
-from zsbench.metrics import harmonic_mean, per_class_accuracy_batched
-from zsbench.rows import pack_bits
+from zsbench.store.rows import pack_bits
 
 
 @attrs.frozen
@@ -115,7 +115,7 @@ def sweep_loop(
 ) -> SweepResult:
     """The straightforward reference: adjust the full (n, K) matrix and argmax, one parameter
     at a time. Kept for tests and the performance benchmark that measures ``sweep`` against it."""
-    from zsbench.metrics import gzsl_accuracy
+    from zsbench.evaluation.metrics import gzsl_accuracy
 
     values = check_scores(scores, calibrator)
     seen_mask = seen_mask.to(values.device).bool()
@@ -208,7 +208,7 @@ def oracle_h(scores: Scores, labels: torch.Tensor, seen_mask: torch.Tensor, cali
 def per_image(scores: Scores, labels: torch.Tensor, seen_mask: torch.Tensor, calibrator: Calibrator | None,
               param: float | None) -> dict[str, dict[str, Any]]:
     """The correctness of every test prediction at the row's calibration parameter (``param``;
-    None without a calibrator), grouped by test class as ``zsbench.rows`` stores it: so that a
+    None without a calibrator), grouped by test class as ``zsbench.store.rows`` stores it: so that a
     paired, class-stratified bootstrap over test images can be computed from rows alone. The
     decisions are ``sweep``'s, so the bits give the row's u and s."""
     values = check_scores(scores, calibrator)
@@ -228,27 +228,3 @@ def per_image(scores: Scores, labels: torch.Tensor, seen_mask: torch.Tensor, cal
         out[name] = {"classes": classes.tolist(), "sizes": sizes.tolist(),
                      "bits": pack_bits(group_correct[order])}
     return out
-
-
-# --------------------------------------------------------------------------- per-stage references
-
-
-def with_references(calibrators: dict[str, Calibrator | None], scorer: Any, bundle: Any, stage: Any) -> dict[str, Calibrator | None]:
-    """``calibrators`` for the model ``scorer`` of ``stage``: each that declares
-    ``needs_reference`` bound to that model's scores of the stage's own training images (the
-    validation stage's fit images, or trainval), never an evaluation image; the others as given.
-    Scores nothing when no calibrator needs a reference."""
-    if not any(getattr(c, "needs_reference", False) for c in calibrators.values()):
-        return calibrators
-    from zsbench import protocol
-
-    with torch.no_grad():
-        scores = scorer.scores(protocol.fit_inputs(bundle, stage))
-    seen_mask = torch.arange(len(stage.classes)) < len(stage.seen_classes)
-    bound: dict[str, Calibrator | None] = {}
-    for name, calibrator in calibrators.items():
-        if getattr(calibrator, "needs_reference", False):
-            best = BestScores.from_scores(check_scores(scores, calibrator), seen_mask)
-            calibrator = calibrator.with_reference(best.seen_value, best.unseen_value)
-        bound[name] = calibrator
-    return bound

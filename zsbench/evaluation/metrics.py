@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import attrs
 import numpy as np
 import torch
 
@@ -41,16 +40,6 @@ def harmonic_mean(u, s):
         return torch.where(total > 0, 2 * u * s / torch.where(total > 0, total, 1), 0.0)
     u, s = float(u), float(s)
     return 0.0 if u + s == 0 else 2 * u * s / (u + s)
-
-
-@attrs.frozen
-class GZSLResult:
-    """Accuracies in [0, 1]: unseen (u), seen (s), their harmonic mean (H), and ZSL top-1."""
-
-    u: float
-    s: float
-    H: float
-    zsl: float
 
 
 def zsl_top1(scores: torch.Tensor, labels, unseen_mask: torch.Tensor) -> float:
