@@ -67,6 +67,6 @@ def shared_data() -> Path:
 def exact_unmeasured(monkeypatch):
     """Methods without a measured cross-machine tolerance count as exact: for tests of the
     statistics themselves, whose made-up methods were never measured (the default is infinite)."""
-    from zsbench import tolerance
+    from zsbench.store import tolerance
 
     monkeypatch.setattr(tolerance, "UNMEASURED", (0.0, 0.0))

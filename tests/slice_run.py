@@ -20,9 +20,9 @@ import torch
 import yaml
 
 from zsbench.registry import get_registry
-from zsbench.runner import LocalBackend, run_spec
+from zsbench.runner.grid import LocalBackend, run_spec
 from zsbench.spec import parse_spec
-from zsbench.store import ResultStore
+from zsbench.store.sqlite import ResultStore
 
 SPEC = Path(__file__).resolve().parents[1] / "zsbench" / "specs" / "flo-efficientnet.yaml"
 NUMBERS = ("u", "s", "H", "zsl", "val_u", "val_s", "val_H", "calibration_param")
@@ -60,7 +60,7 @@ def largest_differences(runs: list[list[dict]], published: list[dict]) -> dict[s
 
 
 if __name__ == "__main__" and sys.argv[1] == "compare":
-    from zsbench.export import read_jsonl_rows
+    from zsbench.store.export import read_jsonl_rows
 
     runs = [json.loads(Path(f).read_text()) for f in sys.argv[2:]]
     measured = {m for rows in runs for m in (r["method"] for r in rows)}

@@ -21,7 +21,7 @@ from support.cli import ONE_RUN, ZSBENCH, one_paragraph, write, zsbench
 from support.store import row
 
 from zsbench import registry as registry_module
-from zsbench.store import ResultStore
+from zsbench.store.sqlite import ResultStore
 
 
 @contextlib.contextmanager
@@ -87,7 +87,7 @@ def test_a_write_failing_after_the_run_keeps_it_in_a_recovery_file(toy, monkeypa
 
     with monkeypatch.context() as patch:
         patch.setattr(ResultStore, "write_run", refuse)
-        patch.setattr("zsbench.store.time.sleep", lambda s: None)
+        patch.setattr("zsbench.store.sqlite.time.sleep", lambda s: None)
         result = zsbench("run", spec, "--quiet")
     message = one_paragraph(result)
     recovery = "results.sqlite.recovery.jsonl"  # beside the database (here the working folder)
@@ -151,7 +151,7 @@ def test_a_claim_of_a_dead_process_is_taken_over_one_from_elsewhere_with_force(t
 def test_an_old_database_gets_added_columns(tmp_path, monkeypatch):
     db = tmp_path / "r.sqlite"
     ResultStore(db).close()
-    monkeypatch.setattr("zsbench.store.ADDED_COLUMNS", (("results", "extra", "TEXT NOT NULL DEFAULT ''"),))
+    monkeypatch.setattr("zsbench.store.sqlite.ADDED_COLUMNS", (("results", "extra", "TEXT NOT NULL DEFAULT ''"),))
     with ResultStore(db) as store:
         assert "extra" in {r[1] for r in store.db.execute("PRAGMA table_info(results)")}
 
@@ -247,7 +247,7 @@ def test_drop_nonfinite_leaves_the_affected_instances_out(toy):
     from data_fixtures.matfiles import write_mat
 
     from zsbench.data.finite import finite_bundle
-    from zsbench.runner import load_dataset
+    from zsbench.runner.grid import load_dataset
     from zsbench.spec import load_spec
 
     written = tiny_xlsa17(toy / "data")

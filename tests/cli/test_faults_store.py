@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from support.cli import ONE_RUN, one_paragraph, write, zsbench
 from support.store import row
 
-from zsbench import rows as schema
-from zsbench import store as store_module
-from zsbench.store import ResultStore, process_start
+from zsbench.store import rows as schema
+from zsbench.store import sqlite as store_module
+from zsbench.store.sqlite import ResultStore, process_start
 
 TWO_SEEDS = ONE_RUN.replace("seeds: 1", "seeds: 2")
 
@@ -36,7 +36,7 @@ def stored(db="results.sqlite", **kw) -> list[dict]:
 
 def test_a_database_locked_after_a_run_says_where_the_run_was_saved_and_how_to_import_it(toy, monkeypatch):
     monkeypatch.setattr(store_module, "BUSY_TIMEOUT", 0.2)
-    monkeypatch.setattr("zsbench.store.time.sleep", lambda s: None)
+    monkeypatch.setattr("zsbench.store.sqlite.time.sleep", lambda s: None)
     spec = write(toy, TWO_SEEDS)
     original, holder = ResultStore.write_run, []
 
@@ -64,7 +64,7 @@ def test_a_database_locked_after_a_run_says_where_the_run_was_saved_and_how_to_i
 
 
 def test_a_full_disk_sends_the_run_to_the_cache_folder(toy, monkeypatch):
-    monkeypatch.setattr("zsbench.store.time.sleep", lambda s: None)
+    monkeypatch.setattr("zsbench.store.sqlite.time.sleep", lambda s: None)
     beside_db = toy / "results.sqlite.recovery.jsonl"
     real_append = store_module._append_synced
 

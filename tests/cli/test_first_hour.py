@@ -8,7 +8,7 @@ from support.cli import zsbench as cli
 
 import zsbench
 from zsbench.errors import DataError, SpecError
-from zsbench.results import in_spec_order
+from zsbench.store.results import in_spec_order
 
 SPEC = """
 name: first-hour

@@ -18,12 +18,12 @@ from toy_plugin import LeastSquares
 
 import zsbench
 from zsbench import api
-from zsbench.backends.ray import plugin_refs
 from zsbench.errors import PluginError, SpecError, UserError
 from zsbench.registry import Registry
-from zsbench.runner import LocalBackend, run_spec
+from zsbench.runner.backends.ray import plugin_refs
+from zsbench.runner.grid import LocalBackend, run_spec
 from zsbench.spec import MethodSpec, parse_spec
-from zsbench.store import ResultStore
+from zsbench.store.sqlite import ResultStore
 
 
 @pytest.fixture(autouse=True)
@@ -134,14 +134,14 @@ def test_registered_is_a_context_manager():
 
 def test_audit_checks_an_in_process_method():
     method = run_cell(RIDGE_CELL, 1)["NotebookRidge"]
-    (result,) = zsbench.audit(method=method, datasets=["toy"], grid={"ridge": [0.1, 10.0]})
+    (result,) = zsbench.runner.audit(method=method, datasets=["toy"], grid={"ridge": [0.1, 10.0]})
     assert result.passed and result.checked > 0 and result.method == "NotebookRidge"
 
 
 def test_audit_is_the_function_even_after_the_command_module_is_imported():
-    importlib.import_module("zsbench.audit")
-    assert zsbench.audit is api.audit
-    assert sys.modules["zsbench.audit"].audit_spec
+    importlib.import_module("zsbench.runner.audit")
+    assert zsbench.runner.audit is api.audit
+    assert sys.modules["zsbench.runner.audit"].audit_spec
 
 
 def test_audit_catches_an_in_process_method_that_memorises_the_test_split():
@@ -160,7 +160,7 @@ def test_audit_catches_an_in_process_method_that_memorises_the_test_split():
             self.ridge = self.memory["scale"]
             return super().fit(data, context)
 
-    (result,) = zsbench.audit(method=TestScaleMemoriser, datasets=["toy"], grid={})
+    (result,) = zsbench.runner.audit(method=TestScaleMemoriser, datasets=["toy"], grid={})
     assert result.error is None and not result.passed
     assert "none: validation H moved when the test split was replaced (random)" in "\n".join(result.problems)
 

@@ -8,9 +8,9 @@ import pytest
 import yaml
 from toy_plugin import toy_bundle
 
-from zsbench.audit import poison_test_split, poisoned_data_folder
 from zsbench.cli import main
 from zsbench.registry import Registry
+from zsbench.runner.audit import poison_test_split, poisoned_data_folder
 from zsbench.testing import assert_no_peeking
 
 
@@ -195,7 +195,7 @@ def test_the_test_stage_keeps_its_unseen_caption_prototypes_when_the_test_split_
     caption-prototype method is reported as peeking), while the validation check still poisons it."""
     from support.toy import captioned
 
-    from zsbench import protocol
+    from zsbench.evaluation import protocol
 
     bundle = captioned()
     reference = protocol.class_side(bundle, protocol.test_stage(bundle, 0), "caption-means")

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from zsbench_calibrators import calibrated_stacking, metric_rescaling
 
 from zsbench import Scores
-from zsbench.calibration import ausuc, oracle_h, sweep_loop
-from zsbench.metrics import harmonic_mean
+from zsbench.evaluation.calibration import ausuc, oracle_h, sweep_loop
+from zsbench.evaluation.metrics import harmonic_mean
 
 
 @st.composite

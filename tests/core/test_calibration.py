@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from zsbench_calibrators import calibrated_stacking, metric_rescaling
 
 from zsbench import Scores
-from zsbench.calibration import sweep, sweep_loop
 from zsbench.errors import UserError
+from zsbench.evaluation.calibration import sweep, sweep_loop
 
 
 def random_problem(seed: int, n: int = 80, k: int = 9, n_seen: int = 5, distance: bool = True):
@@ -74,7 +74,7 @@ def test_rescaling_refuses_similarity_scores():
 def test_no_calibrator_is_plain_argmax():
     scores, labels, seen = random_problem(3, distance=False)
     res = sweep(scores, labels, seen, None)
-    from zsbench.metrics import gzsl_accuracy
+    from zsbench.evaluation.metrics import gzsl_accuracy
 
     u, s, h = gzsl_accuracy(scores.values, labels, seen, seen[labels])
     assert (float(res.u[0]), float(res.s[0]), float(res.H[0])) == pytest.approx((u, s, h))

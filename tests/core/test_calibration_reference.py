@@ -12,10 +12,10 @@ from toy_plugin import toy_bundle
 
 import zsbench
 from zsbench import Scores, protocol
-from zsbench.audit import poison_test_split
-from zsbench.calibration import BestScores, oracle_h, sweep, sweep_loop, with_references
-from zsbench.evaluation import RunSetup, Task, execute, fit_and_score
+from zsbench.evaluation.calibration import BestScores, oracle_h, sweep, sweep_loop
+from zsbench.evaluation.stages import RunSetup, Task, execute, fit_and_score, with_references
 from zsbench.registry import Registry
+from zsbench.runner.audit import poison_test_split
 from zsbench.spec import parse_spec
 
 NAMES = ("metric-rescaling-quantile", "calibrated-stacking-quantile")

@@ -29,8 +29,8 @@ from shared_data import SHARED_DATA
 from toy_plugin import toy_bundle
 
 import zsbench
-from zsbench import protocol
 from zsbench.errors import DataError, UserError
+from zsbench.evaluation import protocol
 from zsbench.registry import KINDS, Registry
 
 REGISTRY = Registry.from_entry_points(extra=[("toy", importlib.import_module("toy_plugin"), None, None)])

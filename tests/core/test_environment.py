@@ -8,10 +8,10 @@ import json
 
 import torch
 
-from zsbench.environment import environment, environment_differences
-from zsbench.runner import LocalBackend, run_spec
+from zsbench.evaluation.environment import environment, environment_differences
+from zsbench.runner.grid import LocalBackend, run_spec
 from zsbench.spec import parse_spec
-from zsbench.store import ResultStore
+from zsbench.store.sqlite import ResultStore
 
 
 def test_rows_record_the_pinned_environment(toy_registry, tmp_path):

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import torch
 
-from zsbench import identity
-from zsbench.runner import identify, plan
+from zsbench.runner import identity
+from zsbench.runner.grid import identify, plan
 from zsbench.spec import parse_spec
 
-ZSBENCH = Path(identity.__file__).resolve().parent
+ZSBENCH = identity.PACKAGE
 SPEC = {"name": "path", "seeds": 1, "datasets": [{"name": "toy"}],
         "methods": [{"name": "ls", "method": "least-squares", "grid": {"ridge": [1.0]}}]}
 
@@ -34,7 +34,7 @@ def _loaded_by(module: str) -> set[str]:
 
 def test_every_module_the_evaluation_loads_is_on_the_hashed_path():
     loaded = _loaded_by(identity.EVALUATION)
-    assert identity.EVALUATION in loaded and "zsbench.protocol" in loaded
+    assert identity.EVALUATION in loaded and "zsbench.evaluation.protocol" in loaded
     missing = loaded - set(identity.core_modules())
     assert not missing, f"loaded by `import {identity.EVALUATION}` but left out of the run key: {sorted(missing)}"
 
@@ -42,8 +42,8 @@ def test_every_module_the_evaluation_loads_is_on_the_hashed_path():
 def test_the_runner_and_the_identity_code_are_off_the_evaluation_path():
     """Planning, backends, resume and run keys change no number: editing them keeps every row."""
     modules = set(identity.core_modules())
-    assert not modules & {"zsbench.runner", "zsbench.identity", "zsbench.api", "zsbench.cli"}
-    assert not _loaded_by(identity.EVALUATION) & {"zsbench.runner", "zsbench.identity"}
+    assert not modules & {"zsbench.runner.grid", "zsbench.runner.identity", "zsbench.api", "zsbench.cli"}
+    assert not _loaded_by(identity.EVALUATION) & {"zsbench.runner.grid", "zsbench.runner.identity"}
 
 
 def _run_key(registry, bundle) -> str:
@@ -60,7 +60,7 @@ def test_an_edit_to_any_module_on_the_evaluation_path_changes_the_run_key(toy_re
     assert _run_key(toy_registry, bundle) == base  # unchanged code: the same key
     original = identity._module_file
     modules = identity.core_modules()
-    assert {identity.EVALUATION, "zsbench.protocol", "zsbench.calibration", "zsbench.spec"} <= set(modules)
+    assert {identity.EVALUATION, "zsbench.evaluation.protocol", "zsbench.evaluation.calibration", "zsbench.spec"} <= set(modules)
     for name in modules:
         edited = tmp_path / f"{name}.py"
         edited.write_bytes(original(name).read_bytes() + b"\n# edited\n")
@@ -73,11 +73,11 @@ def test_an_edit_to_any_module_on_the_evaluation_path_changes_the_run_key(toy_re
 def test_a_module_the_evaluation_starts_importing_joins_the_path(tmp_path, monkeypatch):
     """The path follows the source: a new import in the evaluation brings its module in."""
     original = identity._module_file
-    assert "zsbench.export" not in identity.core_modules()
+    assert "zsbench.store.export" not in identity.core_modules()
     edited = tmp_path / "evaluation.py"
-    edited.write_text(original(identity.EVALUATION).read_text() + "\n\ndef _helper():\n    from zsbench import export\n")
+    edited.write_text(original(identity.EVALUATION).read_text() + "\n\ndef _helper():\n    from zsbench.store import export\n")
     monkeypatch.setattr(identity, "_module_file", lambda m: edited if m == identity.EVALUATION else original(m))
-    assert "zsbench.export" in identity.core_modules()
+    assert "zsbench.store.export" in identity.core_modules()
 
 
 def _module_level_imports() -> dict[str, set[str]]:
@@ -134,16 +134,16 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_zsbench_modules_import_each_other_in_a_circle():
     graph = _module_level_imports()
-    assert graph["zsbench.runner"] >= {"zsbench.evaluation", "zsbench.identity"}  # the graph sees imports
+    assert graph["zsbench.runner.grid"] >= {"zsbench.evaluation.stages", "zsbench.runner.identity"}  # the graph sees imports
     cycle = _cycle(graph)
     assert cycle is None, "zsbench modules import each other in a circle: " + " -> ".join(cycle)
 
 
 def test_the_circle_check_finds_a_circle():
     graph = _module_level_imports()
-    graph["zsbench.identity"] = graph["zsbench.identity"] | {"zsbench.runner"}
+    graph["zsbench.runner.identity"] = graph["zsbench.runner.identity"] | {"zsbench.runner.grid"}
     cycle = _cycle(graph)
-    assert cycle[0] == cycle[-1] and set(cycle) == {"zsbench.identity", "zsbench.runner"}
+    assert cycle[0] == cycle[-1] and set(cycle) == {"zsbench.runner.identity", "zsbench.runner.grid"}
 
 
 def test_the_evaluation_runs_through_its_typed_records(toy_registry, tmp_path):
@@ -151,7 +151,7 @@ def test_the_evaluation_runs_through_its_typed_records(toy_registry, tmp_path):
     the validation stage made."""
     from toy_plugin import toy_bundle
 
-    from zsbench.evaluation import RunSetup, execute, select_on_validation
+    from zsbench.evaluation.stages import RunSetup, execute, select_on_validation
 
     bundle = toy_bundle()
     spec = {**SPEC, "methods": [{"name": "ls", "method": "least-squares", "grid": {"ridge": [0.1, 10.0]},

@@ -13,12 +13,12 @@ import torch
 import toy_plugin
 
 import zsbench
-from zsbench import protocol
-from zsbench.calibration import ausuc, sweep
+from zsbench.evaluation import protocol
+from zsbench.evaluation.calibration import ausuc, sweep
 from zsbench.registry import Registry
-from zsbench.runner import LocalBackend, run_spec
+from zsbench.runner.grid import LocalBackend, run_spec
 from zsbench.spec import parse_spec
-from zsbench.store import ResultStore
+from zsbench.store.sqlite import ResultStore
 
 FITS: list[dict] = []  # what every fit of the recording method saw and scored, in order
 

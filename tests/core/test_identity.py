@@ -12,14 +12,14 @@ import torch
 from support.paths import TESTS
 from toy_plugin import toy_bundle
 
-from zsbench import identity
 from zsbench.cli import main
 from zsbench.errors import DataError
-from zsbench.export import export_rows, read_jsonl_rows
 from zsbench.registry import Registry
-from zsbench.runner import LocalBackend, run_spec
+from zsbench.runner import identity
+from zsbench.runner.grid import LocalBackend, run_spec
 from zsbench.spec import parse_spec
-from zsbench.store import ResultStore
+from zsbench.store.export import export_rows, read_jsonl_rows
+from zsbench.store.sqlite import ResultStore
 
 SPEC = {"name": "edit", "seeds": 1, "datasets": [{"name": "toy"}],
         "methods": [{"name": "ls", "method": "least-squares", "grid": {"ridge": [1.0]}}]}
@@ -199,9 +199,9 @@ def test_every_module_an_evaluation_runs_is_in_the_code_identity(tmp_path, monke
     """Traces a real run (CLAREL with its encoders, a calibrator, the synthetic loaders) and
     requires every zsbench source file it executed to be hashed into the run key: a module on
     the evaluation path, or a component's package."""
-    from zsbench.evaluation import execute
+    from zsbench.evaluation.stages import execute
     from zsbench.registry import get_registry
-    from zsbench.runner import identify, plan
+    from zsbench.runner.grid import identify, plan
 
     monkeypatch.setenv("ZSBENCH_DATA", str(tmp_path / "data"))
     registry = get_registry()
@@ -228,10 +228,10 @@ def test_every_module_an_evaluation_runs_is_in_the_code_identity(tmp_path, monke
     roots = {m for c in code["components"].values() for m in identity._zsbench_imports(c)}
     hashed = {str(identity._module_file(m)) for m in identity.core_modules(roots)}
     # identity.py runs only to compute the run key, which is not a number.
-    hashed.add(str(identity._module_file("zsbench.identity")))
+    hashed.add(str(identity._module_file("zsbench.runner.identity")))
     for package in code["packages"]:
         hashed |= {str(p) for p in identity.package_files(package)[1]}
-    zsbench_root = str(Path(identity.__file__).resolve().parent)
+    zsbench_root = str(identity.PACKAGE)
     ran = {f for f in executed if f.startswith(zsbench_root) or "/plugins/zsbench_" in f}
     assert ran - hashed == set(), f"ran during an evaluation but not in its code identity: {sorted(ran - hashed)}"
     assert {"zsbench.spec", "zsbench.encoders"} <= set(identity.core_modules(roots))

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zsbench.metrics import gzsl_accuracy, harmonic_mean, per_class_accuracy, zsl_top1
+from zsbench.evaluation.metrics import gzsl_accuracy, harmonic_mean, per_class_accuracy, zsl_top1
 
 
 def reference_per_class(y_true, y_pred):

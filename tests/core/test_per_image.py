@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from zsbench_calibrators import calibrated_stacking, metric_rescaling
 
 from zsbench import Scores
-from zsbench import comparisons as cmp
-from zsbench.calibration import per_image, sweep
-from zsbench.leaderboard import write_leaderboard
-from zsbench.rows import RowError, check_rows, pack_bits, per_class_means, problems, unpack_bits
-from zsbench.store import ResultStore
-from zsbench.summary import summarize
+from zsbench.evaluation.calibration import per_image, sweep
+from zsbench.site.leaderboard import write_leaderboard
+from zsbench.store import comparisons as cmp
+from zsbench.store.rows import RowError, check_rows, pack_bits, per_class_means, problems, unpack_bits
+from zsbench.store.sqlite import ResultStore
+from zsbench.store.summary import summarize
 
 pytestmark = pytest.mark.usefixtures("exact_unmeasured")
 

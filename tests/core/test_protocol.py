@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from toy_plugin import toy_bundle
 
-from zsbench import protocol
 from zsbench.errors import DataError
+from zsbench.evaluation import protocol
 
 
 @settings(max_examples=25, deadline=None)

@@ -14,12 +14,12 @@ from support.toy import captioned
 from toy_plugin import LeastSquares
 
 import zsbench
-from zsbench import protocol
 from zsbench.errors import DataError
+from zsbench.evaluation import protocol
 from zsbench.registry import Registry
-from zsbench.runner import LocalBackend, run_spec
+from zsbench.runner.grid import LocalBackend, run_spec
 from zsbench.spec import parse_spec
-from zsbench.store import ResultStore
+from zsbench.store.sqlite import ResultStore
 
 
 def _images_in(side) -> set[int]:

@@ -25,12 +25,12 @@ from support.paths import TESTS
 
 import zsbench
 from zsbench import api
-from zsbench.backends.ray import RayBackend, plugin_refs
 from zsbench.errors import UserError
 from zsbench.registry import Registry
-from zsbench.runner import LocalBackend, plan, run_spec
+from zsbench.runner.backends.ray import RayBackend, plugin_refs
+from zsbench.runner.grid import LocalBackend, plan, run_spec
 from zsbench.spec import parse_spec
-from zsbench.store import ResultStore
+from zsbench.store.sqlite import ResultStore
 
 # This module is a plugin ("ray-test") that Ray workers and drivers import by name, next to
 # toy_plugin and support in the test folder.
@@ -276,11 +276,11 @@ DRIVER = """
 import json, os, sys, time
 sys.path[:0] = {tests!r}
 import importlib
-from zsbench.backends.ray import RayBackend
+from zsbench.runner.backends.ray import RayBackend
 from zsbench.registry import Registry
-from zsbench.runner import run_spec
+from zsbench.runner.grid import run_spec
 from zsbench.spec import parse_spec
-from zsbench.store import ResultStore
+from zsbench.store.sqlite import ResultStore
 from support.processes import descendants, listening_sockets
 
 registry = Registry.from_entry_points(extra=[("toy", importlib.import_module("toy_plugin"), None, None)])
@@ -359,7 +359,7 @@ def test_a_local_instance_listens_on_loopback_only_and_dies_with_its_driver(tmp_
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_a_device_a_worker_lacks_is_named_by_where_it_was_given(registry):
-    from zsbench.backends.ray import _Refused, _run_task
+    from zsbench.runner.backends.ray import _Refused, _run_task
 
     task = plan(parse_spec(SAME, "ray.yaml", registry))[0]
     refused = _run_task(task, None, plugin_refs(registry), False, "cuda", "ray.yaml: device")
@@ -374,11 +374,11 @@ import importlib, json, sys, time
 sys.path[:0] = {tests!r}
 import ray
 import torch
-from zsbench.backends.ray import RayBackend
+from zsbench.runner.backends.ray import RayBackend
 from zsbench.registry import Registry
-from zsbench.runner import LocalBackend, run_spec
+from zsbench.runner.grid import LocalBackend, run_spec
 from zsbench.spec import parse_spec
-from zsbench.store import ResultStore
+from zsbench.store.sqlite import ResultStore
 
 registry = Registry.from_entry_points(extra=[("toy", importlib.import_module("toy_plugin"), None, None),
                                              ("ray-test", importlib.import_module("test_ray_backend"), None, None)])
@@ -416,8 +416,8 @@ def _free_port(host: str) -> int:
 def _end(processes: list[subprocess.Popen]) -> None:
     """SIGTERM the `ray start --block` processes (Ray stops its own), then SIGKILL whatever of
     their trees is left: every process a test started, and no other."""
-    from zsbench.backends.reaper import _still
-    from zsbench.backends.reaper import descendants as tree
+    from zsbench.runner.backends.reaper import _still
+    from zsbench.runner.backends.reaper import descendants as tree
 
     known: dict[int, str] = {}
     for p in processes:
@@ -513,9 +513,9 @@ def test_a_node_without_the_raw_images_refuses_the_task_saying_what_to_mount(reg
     import attrs
     from toy_plugin import toy_bundle
 
-    from zsbench.backends.ray import _Refused, _run_task
+    from zsbench.runner.backends.ray import _Refused, _run_task
 
-    monkeypatch.setattr("zsbench.backends.ray._node", lambda: "127.0.0.9 (node abc)")
+    monkeypatch.setattr("zsbench.runner.backends.ray._node", lambda: "127.0.0.9 (node abc)")
     images = tmp_path / "flo" / "jpg"
     bundle = toy_bundle()
     bundle = attrs.evolve(bundle, features=None, feature_name=None,

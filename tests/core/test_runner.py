@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from zsbench.runner import Failure, LocalBackend, plan, run_spec
+from zsbench.runner.grid import Failure, LocalBackend, plan, run_spec
 from zsbench.spec import parse_spec
-from zsbench.store import ResultStore
+from zsbench.store.sqlite import ResultStore
 
 SPEC = {
     "name": "toy-bench",
@@ -65,8 +65,8 @@ def test_plan_is_the_full_grid(toy_registry):
 
 
 def test_rows_record_the_classes_and_test_images_of_their_test_stage(toy_registry, tmp_path):
-    from zsbench import protocol
-    from zsbench.runner import load_dataset
+    from zsbench.evaluation import protocol
+    from zsbench.runner.grid import load_dataset
 
     rows = run(toy_registry, tmp_path)[3]
     bundle = load_dataset(parse_spec(SPEC, "toy.yaml", toy_registry).datasets[0], toy_registry)
@@ -80,7 +80,7 @@ def test_rows_record_the_classes_and_test_images_of_their_test_stage(toy_registr
 
 
 def test_rows_carry_each_test_images_correctness_and_it_gives_their_u_and_s(toy_registry, tmp_path):
-    from zsbench.rows import per_class_means
+    from zsbench.store.rows import per_class_means
 
     rows = run(toy_registry, tmp_path)[3]
     for r in rows:

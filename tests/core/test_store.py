@@ -11,7 +11,7 @@ from support.paths import TESTS
 from support.store import row
 
 from zsbench.errors import UserError
-from zsbench.store import ResultStore
+from zsbench.store.sqlite import ResultStore
 
 
 def test_round_trip_and_resume_marker(tmp_path):
@@ -51,7 +51,7 @@ WRITER = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from support.store import row
-from zsbench.store import ResultStore
+from zsbench.store.sqlite import ResultStore
 store = ResultStore({db!r})
 i = 0
 while True:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from zsbench import evaluation
-from zsbench.runner import LocalBackend, run_spec
+from zsbench.evaluation import stages as evaluation
+from zsbench.runner.grid import LocalBackend, run_spec
 from zsbench.spec import parse_spec
-from zsbench.store import ResultStore
+from zsbench.store.sqlite import ResultStore
 
 SPEC = {
     "name": "toy-bench",

@@ -11,9 +11,9 @@ from data_fixtures import isolated_cache
 from zsbench_clarel.vocabulary import tokenize
 from zsbench_datasets import Cub
 
-from zsbench import protocol
 from zsbench.data.reed_text import image_stem
 from zsbench.errors import DataError
+from zsbench.evaluation import protocol
 
 pytestmark = pytest.mark.realdata
 

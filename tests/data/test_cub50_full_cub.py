@@ -13,9 +13,9 @@ import pytest
 import scipy.io
 from support.paths import ROOT
 
-from zsbench import protocol
+from zsbench.evaluation import protocol
 from zsbench.registry import get_registry
-from zsbench.runner import load_dataset
+from zsbench.runner.grid import load_dataset
 from zsbench.spec import load_spec
 
 GZSL = ROOT / "benchmarks" / "gzsl.yaml"

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from zsbench_clarel.vocabulary import UNK, Vocabulary, tokenize
 from zsbench_datasets import Cub
 
-from zsbench import protocol
 from zsbench.data.reed_text import clean_line
 from zsbench.errors import UserError
+from zsbench.evaluation import protocol
 
 pytestmark = pytest.mark.realdata
 

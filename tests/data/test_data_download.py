@@ -20,8 +20,8 @@ from click.testing import CliRunner
 from data_fixtures.matfiles import tiny_xlsa17, write_texts
 from zsbench_datasets import Cub
 
+from zsbench.cli.data import data as data_cli
 from zsbench.data import download as dl
-from zsbench.data.commands import data as data_cli
 from zsbench.errors import DataError, UserError
 
 

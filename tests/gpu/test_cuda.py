@@ -23,7 +23,7 @@ from support.clarel import FAST as CLAREL_FAST
 from support.clarel import SEEN, UNSEEN, top1_accuracy, word_problem
 
 import zsbench
-from zsbench.calibration import sweep
+from zsbench.evaluation.calibration import sweep
 from zsbench.interfaces import RunContext, Scores
 
 # ZSBENCH_REQUIRE_CUDA (set by scripts/device-check.sh) turns "skipped" into failures, so a GPU

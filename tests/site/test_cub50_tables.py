@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from zsbench.export import read_jsonl_rows
+from zsbench.store.export import read_jsonl_rows
 
 SCRIPT = ROOT / "benchmarks" / "cub_subset_tables.py"
 spec = importlib.util.spec_from_file_location("cub_subset_tables", SCRIPT)

@@ -156,7 +156,7 @@ def test_the_site_builds_strictly(tmp_path):
 def test_option_tables_are_generated_from_the_schemas():
     """Every built-in component's option table is the one its schema generates (a default
     changed in code and not regenerated fails here: run scripts/gen_option_tables.py)."""
-    from zsbench.optiondocs import marked, render_page
+    from zsbench.site.optiondocs import marked, render_page
 
     page = (DOCS / "builtin-plugins.md").read_text()
     missing = {(e.kind, e.name) for e in builtin_entries()} - marked(page)

@@ -16,18 +16,18 @@ from scipy import stats
 from support.leaderboard import CALIBRATORS, METHODS, SEEDS, accuracy, ausuc_of, oracle_of, row
 
 from zsbench.cli import main
+from zsbench.cli.leaderboard import leaderboard
 from zsbench.errors import DataError
-from zsbench.leaderboard import (
+from zsbench.site.leaderboard import (
     REPORTED_TITLE,
     Reported,
-    leaderboard,
     load_reported,
     load_rows,
     pages_of,
     slug,
     write_leaderboard,
 )
-from zsbench.store import ResultRow, ResultStore
+from zsbench.store.sqlite import ResultRow, ResultStore
 
 pytestmark = pytest.mark.usefixtures("exact_unmeasured")
 
@@ -301,7 +301,7 @@ def test_slugs_are_file_safe():
 def test_shipped_reported_numbers_load_and_are_consistent():
     from pathlib import Path
 
-    from zsbench.leaderboard import load_reported
+    from zsbench.site.leaderboard import load_reported
 
     rows = load_reported(ROOT / "benchmarks" / "reported.yaml")
     assert {r.dataset for r in rows} == {"cub", "flo"}
@@ -333,7 +333,7 @@ def test_run_times_count_each_run_once_whatever_its_calibrations(tmp_path):
 
 
 def test_the_header_states_classes_and_test_images_where_rows_recorded_them():
-    from zsbench.leaderboard_pages import context_block
+    from zsbench.site.pages import context_block
 
     counts = {"seen_classes": 7, "unseen_classes": 3, "test_seen_images": 78, "test_unseen_images": 127}
     recorded = attrs.asdict(attrs.evolve(row("alpha-net", "none", 0),

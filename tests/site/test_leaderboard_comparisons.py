@@ -10,12 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-from zsbench import comparisons as cmp
-from zsbench import tolerance
-from zsbench.leaderboard import write_leaderboard
-from zsbench.leaderboard_model import grid_edges, pages_of
-from zsbench.site_markdown import Slugs, text
-from zsbench.summary import summarize
+from zsbench.store import comparisons as cmp
+from zsbench.store import tolerance
+from zsbench.site.leaderboard import write_leaderboard
+from zsbench.site.model import grid_edges, pages_of
+from zsbench.site.markdown import Slugs, text
+from zsbench.store.summary import summarize
 
 pytestmark = pytest.mark.usefixtures("exact_unmeasured")
 

@@ -16,8 +16,8 @@ import attrs
 import pytest
 from support.leaderboard import CALIBRATORS, METHODS, SEEDS, row
 
-from zsbench.leaderboard import MAIN_COLUMNS, write_leaderboard
-from zsbench.store import ResultStore
+from zsbench.site.leaderboard import MAIN_COLUMNS, write_leaderboard
+from zsbench.store.sqlite import ResultStore
 
 SCRIPT = ROOT / "docs" / "javascripts" / "sortable-tables.js"
 
@@ -140,7 +140,7 @@ window.addEventListener("load", function () {
 def flo_site(tmp_path_factory):
     """The site built once, with the leaderboard generated from the committed rows by this code
     and a script that records the layout: (browser, the FLO page)."""
-    from zsbench.leaderboard import load_rows
+    from zsbench.site.leaderboard import load_rows
 
     browser = chromium()
     if browser is None:
@@ -165,7 +165,7 @@ def flo_site(tmp_path_factory):
 def test_the_flo_page_from_the_committed_rows_reads_at_desktop_and_phone_widths(flo_site, tmp_path, width):
     """Generated from the committed rows with this code: no sideways scrolling of the main table,
     the context block on the first screen, chart text at least 8 px tall as displayed."""
-    from zsbench import plots
+    from zsbench.site import plots
 
     browser, page = flo_site
     assert parse(page).headers[0] == list(MAIN_COLUMNS)

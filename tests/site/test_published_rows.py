@@ -16,11 +16,11 @@ import pytest
 import slice_run
 
 from zsbench.cli import main
-from zsbench.environment import environment_differences
-from zsbench.export import read_jsonl_rows
-from zsbench.identity import code_differences, code_identity
+from zsbench.evaluation.environment import environment_differences
+from zsbench.store.export import read_jsonl_rows
+from zsbench.runner.identity import code_differences, code_identity
 from zsbench.registry import get_registry
-from zsbench.tolerance import cross_machine_accuracy_tolerance, cross_machine_tolerance
+from zsbench.store.tolerance import cross_machine_accuracy_tolerance, cross_machine_tolerance
 
 ROWS = ROOT / "docs" / "leaderboard" / "results"
 SLICE = ("eszsl", "ale")

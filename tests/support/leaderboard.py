@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zsbench.store import ResultRow
+from zsbench.store.sqlite import ResultRow
 
 SEEDS = (0, 1, 2)
 METHODS = ("alpha-net", "beta-map")

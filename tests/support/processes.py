@@ -10,7 +10,7 @@ from pathlib import Path
 
 def descendants(pid: int) -> set[int]:
     """Every process below ``pid`` (read from /proc, as the watchdog does)."""
-    from zsbench.backends.reaper import descendants as tree
+    from zsbench.runner.backends.reaper import descendants as tree
 
     return set(tree(pid))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zsbench.store import ResultRow
+from zsbench.store.sqlite import ResultRow
 
 
 def row(key="k1", calibrator="none", **over) -> ResultRow:

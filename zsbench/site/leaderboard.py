@@ -44,7 +44,7 @@ from zsbench.site.markdown import distinct, slug
 from zsbench.spec import NO_CALIBRATION
 from zsbench.store.summary import SummaryRow, summarize
 
-__all__ = ["MAIN_COLUMNS", "REPORTED_TITLE", "Reported", "leaderboard", "load_reported", "load_rows", "pages_of",
+__all__ = ["MAIN_COLUMNS", "REPORTED_TITLE", "Reported", "load_reported", "load_rows", "pages_of",
            "slug", "write_leaderboard"]
 
 DEFAULT_REPORTED = Path("benchmarks") / "reported.yaml"

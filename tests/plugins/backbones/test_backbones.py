@@ -22,10 +22,10 @@ import zsbench as zs
 from zsbench import backbones, encoders
 from zsbench.data.xlsa17 import load_features
 from zsbench.errors import DataError, SpecError, UserError
-from zsbench.evaluation import execute
+from zsbench.evaluation.stages import execute
 from zsbench.interfaces import EncoderContext
 from zsbench.registry import Registry
-from zsbench.runner import load_dataset, plan
+from zsbench.runner.grid import load_dataset, plan
 from zsbench.spec import parse_spec
 
 pytest.importorskip("efficientnet_lite_pytorch")

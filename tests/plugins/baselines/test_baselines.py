@@ -12,8 +12,8 @@ import torch
 from host_reads import HostReads
 from support.baselines import FAST, Problem, make_problem
 
+from zsbench.evaluation.metrics import per_class_accuracy, zsl_top1
 from zsbench.interfaces import EvalInputs, RunContext
-from zsbench.metrics import per_class_accuracy, zsl_top1
 
 
 def context(seed: int = 0) -> RunContext:

@@ -12,8 +12,8 @@ import pytest
 import torch
 from shared_data import SHARED_DATA
 
+from zsbench.evaluation.metrics import zsl_top1
 from zsbench.interfaces import ClassSide, EvalInputs, FitData, RunContext
-from zsbench.metrics import zsl_top1
 
 FLO = SHARED_DATA / "flo"
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]

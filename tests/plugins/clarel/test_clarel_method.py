@@ -16,7 +16,7 @@ from zsbench_clarel.encoders import FeatureProjection
 from zsbench_clarel.method import Clarel, ClarelScorer
 
 import zsbench
-from zsbench.calibration import sweep
+from zsbench.evaluation.calibration import sweep
 from zsbench.interfaces import EncoderContext, EvalInputs, RunContext
 
 
@@ -345,7 +345,7 @@ def test_through_the_protocol_on_the_synthetic_data_set(tmp_path, text, mode):
     """The core's FitData/EvalInputs in both modes: per-image sentences, or class embeddings only."""
     from zsbench_clarel.method import _Fit
 
-    from zsbench import protocol
+    from zsbench.evaluation import protocol
 
     registry = zsbench.get_registry()
     bundle = registry.build(
@@ -492,9 +492,9 @@ def test_clarel_builds_its_encoder_and_loss_from_the_runs_registry_only(tmp_path
     import toy_plugin
     import zsbench_clarel
 
-    from zsbench.evaluation import execute
+    from zsbench.evaluation.stages import execute
     from zsbench.registry import Registry
-    from zsbench.runner import plan
+    from zsbench.runner.grid import plan
     from zsbench.spec import parse_spec
 
     registry = Registry([("clarel", zsbench_clarel, None, None), ("toy", toy_plugin, None, None),
