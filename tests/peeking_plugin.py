@@ -38,6 +38,17 @@ class StackPeeker(LeastSquares):
         return super().fit(data, context)
 
 
+class CaptionPeeker(LeastSquares):
+    """Takes its ridge from the test images' caption embeddings, which a data set computes once for
+    every image and the protocol never hands a method for a test image."""
+
+    def fit(self, data, context):
+        bundle = _bundle_from_the_stack()
+        test = np.union1d(bundle.splits.test_seen, bundle.splits.test_unseen)
+        self.ridge = float(np.nan_to_num(np.abs(bundle.caption_embeddings[test]).sum(1).mean(), nan=1e6))
+        return super().fit(data, context)
+
+
 class Transductive(LeastSquares):
     """Standardises each scored batch by its own statistics (evaluation data as preprocessing)."""
 
@@ -150,6 +161,7 @@ def register_datasets(register):
 @zsbench.hookimpl
 def register_methods(register):
     register("stack-peeker", lambda ridge=1.0: StackPeeker(ridge))
+    register("caption-peeker", lambda ridge=1.0: CaptionPeeker(ridge))
     register("transductive", lambda ridge=1.0: Transductive(ridge))
     register("memoriser", lambda ridge=1.0: Memoriser(ridge))
     register("disk-reader", lambda ridge=1.0: DiskReader(ridge))

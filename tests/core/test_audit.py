@@ -64,6 +64,16 @@ def test_a_method_peeking_at_test_features_is_named_with_its_choice(registry):
     assert "calibrated-stacking: validation H moved when the test split was replaced (nan)" in message
 
 
+def test_a_method_peeking_at_test_images_caption_embeddings_is_caught(registry):
+    """Per-image caption embeddings are computed by the data set for every image, test images
+    included: poisoning must replace them as it replaces the captions they come from."""
+    from support.toy import captioned
+
+    with pytest.raises(AssertionError) as caught:
+        assert_no_peeking("caption-peeker", captioned("stage"), registry=registry, grid={}, poisons=("random",))
+    assert "'caption-peeker'" in str(caught.value) and "validation H moved" in str(caught.value)
+
+
 def test_a_transductive_scorer_is_caught(registry):
     with pytest.raises(AssertionError, match=r"'transductive'.*\n- grid point defaults: scores change when the "
                                              r"evaluation set is scored in chunks"):
@@ -206,3 +216,7 @@ def test_the_test_stage_keeps_its_unseen_caption_prototypes_when_the_test_split_
         assert not np.array_equal(kept.labels[kept.splits.test_seen], bundle.labels[bundle.splits.test_seen])
         poisoned = poison_test_split(bundle, kind, 0, tmp_path / f"{kind}-all")
         assert not np.array_equal(poisoned.labels, bundle.labels)
+        test = np.union1d(bundle.splits.test_seen, bundle.splits.test_unseen)
+        rest = np.setdiff1d(np.arange(len(bundle.labels)), test)
+        assert not np.array_equal(poisoned.caption_embeddings[test], bundle.caption_embeddings[test])
+        np.testing.assert_array_equal(poisoned.caption_embeddings[rest], bundle.caption_embeddings[rest])

@@ -55,10 +55,10 @@ def poison_test_split(bundle: DatasetBundle, kind: str = "random", seed: int = 0
                       workdir: Path | None = None, side_information: bool = True) -> DatasetBundle:
     """A copy of ``bundle`` with the test split replaced (``kind``: random, nan or shuffle):
     features, labels (shuffled within test_seen and within test_unseen), image files (noise images
-    written to ``workdir``) and, with ``side_information``, texts and the class embeddings of
-    classes no validation instance belongs to (the test stage may use those: they are left for it;
-    so are, with unscored caption prototypes, the unseen test images' labels, which say whose
-    held-out captions describe each unseen class)."""
+    written to ``workdir``) and, with ``side_information``, texts, their per-image caption
+    embeddings and the class embeddings of classes no validation instance belongs to (the test
+    stage may use those: they are left for it; so are, with unscored caption prototypes, the unseen
+    test images' labels, which say whose held-out captions describe each unseen class)."""
     if kind not in POISONS:
         raise UserError(f"poison {kind!r}: expected one of {', '.join(POISONS)}")
     rng = np.random.default_rng(seed + 7919)
@@ -86,6 +86,10 @@ def poison_test_split(bundle: DatasetBundle, kind: str = "random", seed: int = 0
         for i in test:
             texts[i] = tuple(_gibberish(rng) for _ in texts[i]) if kind != "shuffle" else texts[int(rng.choice(test))]
         changes["texts"] = tuple(texts)
+    if side_information and bundle.caption_embeddings is not None:  # computed from the texts, once per image
+        captions = np.array(bundle.caption_embeddings, dtype=np.float32, copy=True)
+        captions[test] = _replace(captions, test, kind, rng)
+        changes["caption_embeddings"] = captions
     if bundle.image_files is not None:
         files = list(bundle.image_files)
         noise = _noise_images(workdir or Path(tempfile.mkdtemp(prefix="zsbench-audit-")), rng)
