@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from zsbench import RunContext, protocol
+from zsbench import RunContext
+from zsbench.evaluation import protocol
 from zsbench.evaluation.calibration import sweep
 from zsbench.paths import dataset_root
 from zsbench.registry import get_registry

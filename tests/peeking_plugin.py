@@ -11,7 +11,8 @@ import torch
 from toy_plugin import LeastSquares, toy_bundle
 
 import zsbench
-from zsbench import Scores, protocol
+from zsbench import Scores
+from zsbench.evaluation import protocol
 from zsbench.paths import dataset_root
 
 _MEMORY: dict[str, float] = {}  # survives from one run of the process to the next

@@ -11,7 +11,8 @@ import toy_plugin
 from toy_plugin import toy_bundle
 
 import zsbench
-from zsbench import Scores, protocol
+from zsbench import Scores
+from zsbench.evaluation import protocol
 from zsbench.evaluation.calibration import BestScores, oracle_h, sweep, sweep_loop
 from zsbench.evaluation.stages import RunSetup, Task, execute, fit_and_score, with_references
 from zsbench.registry import Registry

@@ -19,12 +19,13 @@ from support.cli import zsbench
 from support.paths import ROOT
 
 import zsbench as zs
-from zsbench import backbones, encoders
+from zsbench import encoders
 from zsbench.data.xlsa17 import load_features
 from zsbench.errors import DataError, SpecError, UserError
 from zsbench.evaluation.stages import execute
 from zsbench.interfaces import EncoderContext
 from zsbench.registry import Registry
+from zsbench.runner import backbones
 from zsbench.runner.grid import load_dataset, plan
 from zsbench.spec import parse_spec
 
