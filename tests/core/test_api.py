@@ -134,13 +134,14 @@ def test_registered_is_a_context_manager():
 
 def test_audit_checks_an_in_process_method():
     method = run_cell(RIDGE_CELL, 1)["NotebookRidge"]
-    (result,) = zsbench.runner.audit(method=method, datasets=["toy"], grid={"ridge": [0.1, 10.0]})
+    (result,) = zsbench.audit(method=method, datasets=["toy"], grid={"ridge": [0.1, 10.0]})
     assert result.passed and result.checked > 0 and result.method == "NotebookRidge"
 
 
-def test_audit_is_the_function_even_after_the_command_module_is_imported():
-    importlib.import_module("zsbench.runner.audit")
-    assert zsbench.runner.audit is api.audit
+def test_audit_is_the_function_even_after_the_audit_modules_are_imported():
+    for module in ("zsbench.runner.audit", "zsbench.cli.audit"):
+        importlib.import_module(module)
+    assert zsbench.audit is api.audit
     assert sys.modules["zsbench.runner.audit"].audit_spec
 
 
@@ -160,7 +161,7 @@ def test_audit_catches_an_in_process_method_that_memorises_the_test_split():
             self.ridge = self.memory["scale"]
             return super().fit(data, context)
 
-    (result,) = zsbench.runner.audit(method=TestScaleMemoriser, datasets=["toy"], grid={})
+    (result,) = zsbench.audit(method=TestScaleMemoriser, datasets=["toy"], grid={})
     assert result.error is None and not result.passed
     assert "none: validation H moved when the test split was replaced (random)" in "\n".join(result.problems)
 

@@ -3,12 +3,12 @@ each kind is chosen by validation H (never test H), one pair of snippets per dat
 
 from __future__ import annotations
 
-from support.paths import ROOT
 import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
+
+from support.paths import ROOT
 
 from zsbench.store.export import read_jsonl_rows
 

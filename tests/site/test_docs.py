@@ -4,7 +4,6 @@ builds with ``mkdocs build --strict``."""
 
 from __future__ import annotations
 
-from support.paths import ROOT
 import html
 import importlib.util
 import inspect
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.paths import ROOT
 
 from zsbench import hookspecs
 from zsbench.registry import PLURALS, Registry

@@ -5,13 +5,13 @@ a table of measured results (a table row holding an estimate) is always included
 
 from __future__ import annotations
 
-from support.paths import ROOT
 import re
 from pathlib import Path
 
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from support.paths import ROOT
 
 DOCS = ROOT / "docs"
 # Written by `zsbench leaderboard` (scripts/regenerate-leaderboard.sh), never by hand.

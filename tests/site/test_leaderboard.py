@@ -3,7 +3,6 @@ section, readable PNG plots, and the command's error handling."""
 
 from __future__ import annotations
 
-from support.paths import ROOT
 from pathlib import Path
 
 import attrs
@@ -12,8 +11,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from scipy import stats
-
 from support.leaderboard import CALIBRATORS, METHODS, SEEDS, accuracy, ausuc_of, oracle_of, row
+from support.paths import ROOT
 
 from zsbench.cli import main
 from zsbench.cli.leaderboard import leaderboard
@@ -27,7 +26,7 @@ from zsbench.site.leaderboard import (
     slug,
     write_leaderboard,
 )
-from zsbench.store.sqlite import ResultRow, ResultStore
+from zsbench.store.sqlite import ResultStore
 
 pytestmark = pytest.mark.usefixtures("exact_unmeasured")
 
@@ -299,7 +298,6 @@ def test_slugs_are_file_safe():
 
 
 def test_shipped_reported_numbers_load_and_are_consistent():
-    from pathlib import Path
 
     from zsbench.site.leaderboard import load_reported
 

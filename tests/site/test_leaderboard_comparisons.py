@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
+from zsbench.site.leaderboard import write_leaderboard
+from zsbench.site.markdown import Slugs, text
+from zsbench.site.model import grid_edges, pages_of
 from zsbench.store import comparisons as cmp
 from zsbench.store import tolerance
-from zsbench.site.leaderboard import write_leaderboard
-from zsbench.site.model import grid_edges, pages_of
-from zsbench.site.markdown import Slugs, text
 from zsbench.store.summary import summarize
 
 pytestmark = pytest.mark.usefixtures("exact_unmeasured")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from support.paths import ROOT
 import os
 import re
 import shutil
@@ -15,6 +14,7 @@ from urllib.parse import urljoin, urlparse
 import attrs
 import pytest
 from support.leaderboard import CALIBRATORS, METHODS, SEEDS, row
+from support.paths import ROOT
 
 from zsbench.site.leaderboard import MAIN_COLUMNS, write_leaderboard
 from zsbench.store.sqlite import ResultStore

@@ -4,22 +4,21 @@ the numeric environment the rows recorded, within the declared tolerance in anot
 
 from __future__ import annotations
 
-from support.paths import ROOT
 import json
 import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import slice_run
+from support.paths import ROOT
 
 from zsbench.cli import main
 from zsbench.evaluation.environment import environment_differences
-from zsbench.store.export import read_jsonl_rows
-from zsbench.runner.identity import code_differences, code_identity
 from zsbench.registry import get_registry
+from zsbench.runner.identity import code_differences, code_identity
+from zsbench.store.export import read_jsonl_rows
 from zsbench.store.tolerance import cross_machine_accuracy_tolerance, cross_machine_tolerance
 
 ROWS = ROOT / "docs" / "leaderboard" / "results"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from support.paths import ROOT
-from pathlib import Path
-
 import pytest
 import torch
 from shared_data import SHARED_DATA
+from support.paths import ROOT
 
 TUTORIAL = ROOT / "docs" / "examples" / "tutorial" / "tutorial.py"
 

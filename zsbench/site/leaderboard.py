@@ -14,12 +14,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import click
 import yaml
 
-from zsbench.store import comparisons as cmp
-from zsbench.site import plots
 from zsbench.errors import DataError, UserError
+from zsbench.site import plots
+from zsbench.site.markdown import distinct, slug
 from zsbench.site.methods import method_pages
 from zsbench.site.model import (
     DatasetPage,
@@ -40,8 +39,8 @@ from zsbench.site.pages import (
     render_run_times,
     render_top_rows,
 )
-from zsbench.site.markdown import distinct, slug
 from zsbench.spec import NO_CALIBRATION
+from zsbench.store import comparisons as cmp
 from zsbench.store.summary import SummaryRow, summarize
 
 __all__ = ["MAIN_COLUMNS", "REPORTED_TITLE", "Reported", "load_reported", "load_rows", "pages_of",

@@ -12,10 +12,7 @@ from typing import Any
 import attrs
 import yaml
 
-from zsbench.store import comparisons as cmp
 from zsbench.site import plots
-from zsbench.site.model import DatasetPage, grid_edges, split_sweeps
-from zsbench.site.pages import TEST_ONLY_NOTE, _estimate, oracle
 from zsbench.site.markdown import (
     GENERATED,
     WIDE,
@@ -29,7 +26,10 @@ from zsbench.site.markdown import (
     table,
     text,
 )
+from zsbench.site.model import DatasetPage, grid_edges, split_sweeps
+from zsbench.site.pages import TEST_ONLY_NOTE, _estimate, oracle
 from zsbench.spec import NO_CALIBRATION
+from zsbench.store import comparisons as cmp
 from zsbench.store.summary import SummaryRow, summarize
 
 

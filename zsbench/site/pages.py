@@ -16,15 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from zsbench.store import comparisons as cmp
-from zsbench.site.model import (
-    BackboneGroup,
-    DatasetPage,
-    Reported,
-    Sweep,
-    order,
-    split_sweeps,
-)
 from zsbench.site.markdown import (
     GENERATED,
     WIDE,
@@ -37,7 +28,16 @@ from zsbench.site.markdown import (
     table,
     text,
 )
+from zsbench.site.model import (
+    BackboneGroup,
+    DatasetPage,
+    Reported,
+    Sweep,
+    order,
+    split_sweeps,
+)
 from zsbench.spec import NO_CALIBRATION
+from zsbench.store import comparisons as cmp
 from zsbench.store.summary import Estimate, SummaryRow, summarize
 
 REPORTED_TITLE = "Reported in the literature (not measured here)"
