@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from zsbench.errors import DataError, UserError
+from zsbench.site.markdown import slug  # the file name a data set's pages use
 
 # Database bookkeeping, not results: differs between two databases holding the same rows.
 DROPPED = ("id",)
@@ -53,8 +54,6 @@ def _order(row: Mapping[str, Any]) -> tuple:
 
 def export_rows(rows: Iterable[Mapping[str, Any]], out_dir: str | Path) -> list[Path]:
     """Write ``<out_dir>/<dataset slug>.jsonl`` for each data set of ``rows`` (replacing it)."""
-    from zsbench.site.leaderboard import slug
-
     by_file: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         clean = {k: v for k, v in row.items() if k not in DROPPED}
