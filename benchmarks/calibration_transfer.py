@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from zsbench.site.leaderboard import load_rows
+from zsbench.store.load import load_rows
 from zsbench.store.summary import Estimate
 
 STAGES = {"validation": "tab:blue", "test": "tab:red"}

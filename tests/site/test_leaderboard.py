@@ -21,11 +21,11 @@ from zsbench.site.leaderboard import (
     REPORTED_TITLE,
     Reported,
     load_reported,
-    load_rows,
     pages_of,
     slug,
     write_leaderboard,
 )
+from zsbench.store.load import load_rows
 from zsbench.store.sqlite import ResultStore
 
 pytestmark = pytest.mark.usefixtures("exact_unmeasured")

@@ -140,7 +140,7 @@ window.addEventListener("load", function () {
 def flo_site(tmp_path_factory):
     """The site built once, with the leaderboard generated from the committed rows by this code
     and a script that records the layout: (browser, the FLO page)."""
-    from zsbench.site.leaderboard import load_rows
+    from zsbench.store.load import load_rows
 
     browser = chromium()
     if browser is None:

@@ -17,7 +17,7 @@ from zsbench.store.export import export_rows
 def export(results_path: str, out_dir: str, spec_name: str | None) -> None:
     """Write the stored rows, with provenance and curves, as JSON lines (one file per data set)."""
     from zsbench.outputs import writable_folder
-    from zsbench.site.leaderboard import load_rows
+    from zsbench.store.load import load_rows
 
     writable_folder(out_dir, "--out")
     rows = load_rows(results_path, spec_name)

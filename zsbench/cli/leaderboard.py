@@ -10,13 +10,11 @@ from zsbench.site.leaderboard import (
     ENTRIES,
     RUN_TIMES,
     TOP_ROWS,
-    load_failure_counts,
     load_reported,
-    load_rows,
     repeated_seeds,
-    unknown_spec_name,
     write_leaderboard,
 )
+from zsbench.store.load import load_failure_counts, load_rows, unknown_spec_name
 
 
 @click.command()

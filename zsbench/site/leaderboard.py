@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from zsbench.errors import DataError, UserError
+from zsbench.errors import DataError
 from zsbench.site import plots
 from zsbench.site.markdown import distinct, slug
 from zsbench.site.methods import method_pages
@@ -43,7 +43,7 @@ from zsbench.spec import NO_CALIBRATION
 from zsbench.store import comparisons as cmp
 from zsbench.store.summary import SummaryRow, summarize
 
-__all__ = ["MAIN_COLUMNS", "REPORTED_TITLE", "Reported", "load_reported", "load_rows", "pages_of",
+__all__ = ["MAIN_COLUMNS", "REPORTED_TITLE", "Reported", "load_reported", "pages_of",
            "slug", "write_leaderboard"]
 
 DEFAULT_REPORTED = Path("benchmarks") / "reported.yaml"
@@ -100,53 +100,6 @@ def _reported(path: Path, i: int, item: Any) -> Reported:
         protocol=str(item.get("protocol") or ""),
         **{k: None if item.get(k) is None else float(item[k]) for k in REPORTED_METRICS},
     )
-
-
-def load_rows(path: str | Path, spec_name: str | None = None) -> list[dict[str, Any]]:
-    """Every stored row with its curves (``row["curves"]``: split -> params/u/s/H), from a
-    results database or from exported JSON lines (a ``.jsonl`` file or a folder of them)."""
-    from zsbench.store.export import is_jsonl, read_jsonl_rows
-    from zsbench.store.sqlite import ResultStore
-
-    path = Path(path)
-    if is_jsonl(path):
-        rows = read_jsonl_rows(path)
-        return [r for r in rows if spec_name is None or r["spec_name"] == spec_name]
-    if not path.is_file():
-        raise UserError(f"{path}: no results database here; run a spec first or pass --results PATH")
-    with ResultStore(path, readonly=True) as store:
-        return [{**row, "curves": store.curves(row["id"])} for row in store.rows(spec_name=spec_name)]
-
-
-def unknown_spec_name(paths: Sequence[str | Path], spec_name: str) -> UserError:
-    """The error for a ``--spec-name`` that matches no row (a typo?): it names the stored specs."""
-    from zsbench.store.export import is_jsonl, read_jsonl_rows
-    from zsbench.store.sqlite import ResultStore
-
-    names = set()
-    for path in paths:
-        if is_jsonl(path):
-            names.update(r["spec_name"] for r in read_jsonl_rows(path))
-            continue
-        with ResultStore(path, readonly=True) as store:
-            names.update(store.spec_names())
-    listed = ", ".join(sorted(names)) or "none (no rows yet)"
-    return UserError(f"{', '.join(map(str, paths))}: no rows of spec {spec_name!r}; the specs stored are: {listed}")
-
-
-def load_failure_counts(paths: Sequence[str | Path], spec_name: str | None = None) -> dict[tuple[str, str], int]:
-    """(dataset, method) -> runs that failed with no result since; counted, never scored."""
-    from zsbench.store.export import is_jsonl
-    from zsbench.store.sqlite import ResultStore
-
-    counts: dict[tuple[str, str], int] = {}
-    for path in paths:
-        if is_jsonl(path):  # exported rows hold results only
-            continue
-        with ResultStore(path, readonly=True) as store:
-            for key, count in store.failure_counts(spec_name).items():
-                counts[key] = counts.get(key, 0) + count
-    return counts
 
 
 # --------------------------------------------------------------------------- figures
@@ -221,7 +174,7 @@ def write_leaderboard(
     run times, each data set's entries) into ``out_dir``.
 
     ``rows`` are result rows as ``ResultStore.rows`` returns them, with their curves under
-    ``"curves"`` when plots of calibration curves are wanted (``load_rows`` adds them).
+    ``"curves"`` when plots of calibration curves are wanted (``zsbench.store.load.load_rows`` adds them).
     ``with_plots=False`` writes the tables only (drawing takes about a second per figure).
     The ``<dataset>/`` folders are generated whole: files left there from earlier runs go. With
     two data sets or more, ``ranking.md`` ranks the methods measured on all of them.
