@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 
 from zsbench.site.markdown import table
+from zsbench.site.pages import rank_cell
 from zsbench.store import comparisons as cmp
 from zsbench.store.load import load_rows
 from zsbench.store.summary import Estimate, summarize
@@ -69,14 +70,15 @@ def pairs(rows: list[dict]) -> list[tuple[str, str, str]]:
 
 
 def results_table(rows: list[dict]) -> list[str]:
-    """One line per entry: its validation-chosen calibration, best first, with its side
-    information and the H of its other calibration, so both are on the page in one line."""
+    """One line per entry: its validation-chosen calibration, best first, ranked as the leaderboard
+    ranks (``=1``: tied with the best), with its side information and the H of its other
+    calibration, so both are on the page in one line."""
     main, others = cmp.validated(summarize(rows))
     other = {s.method: s for s in others}
     body = [[i, s.method, s.calibrator, s.rows[0].get("side_information", ""), s.estimates["H"], s.estimates["u"],
              s.estimates["s"], s.estimates["zsl"],
              f"{other[s.method].estimates['H']} ({other[s.method].calibrator})" if s.method in other else "",
-             len(s.seeds)] for i, s in enumerate(main, 1)]
+             len(s.seeds)] for i, s in zip(map(rank_cell, cmp.rank_labels(main)), main)]
     head = ["#", "row", "calibration (validated)", "side information", "H", "u", "s", "ZSL", "H, other calibration",
             "seeds"]
     return table(head, body, right=("#", "H", "u", "s", "ZSL", "seeds"))

@@ -165,7 +165,8 @@ def test_pages_have_independently_computed_cis_sorted_by_h(results_db, reported_
     assert "[Flowers](flowers.md)" in index and "[CUB](cub.md)" in index
     assert "| beta-map |" in index and "beta-map + metric-rescaling" not in index  # validated, not best test H
     top = (out / "_top-rows.md").read_text().splitlines()  # the home page's results, linking from docs/
-    assert top[2] == "**[Flowers](site/flowers.md)**"
+    assert top[2] == (f"**[Flowers](site/flowers.md)**: features efficientnet\\_lite0; side information class "
+                      f"embeddings (att, 1024-d); {len(SEEDS)} seeds")
     assert top[8].startswith("| 1 | beta-map |") and top[9].startswith("| 2 | alpha-net + metric-rescaling |")
 
 
@@ -338,6 +339,5 @@ def test_the_header_states_classes_and_test_images_where_rows_recorded_them():
                                          provenance={**row("alpha-net", "none", 0).provenance, "counts": counts}))
     older = attrs.asdict(row("alpha-net", "none", 1))
     header = "\n".join(context_block([recorded, older]))
-    assert "- **Classes and test images**: 7 seen / 3 unseen classes; 78 seen-class + 127 unseen-class test " \
-           "images scored" in header
-    assert "Classes and test images" not in "\n".join(context_block([older]))  # older rows: omitted
+    assert "; 7 seen / 3 unseen classes, 78 seen-class + 127 unseen-class test images scored" in header
+    assert "unseen classes" not in "\n".join(context_block([older]))  # older rows: omitted

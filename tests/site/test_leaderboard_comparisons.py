@@ -72,8 +72,8 @@ def test_the_page_marks_ties_and_shared_ranks(tmp_path, monkeypatch):
     write_leaderboard(rows, tmp_path, with_plots=False)
     table = [line for line in (tmp_path / "d.md").read_text().split("## Measured")[1].splitlines()
              if line.startswith("| ")][2:]
-    assert table[0].startswith("| =1 | a | none | 60.1 ± 0.2 | — |")
-    assert table[1].startswith("| =1 | b | none | 59.1 ± 0.2 | tied -1.0 ± 0.0 |")
+    assert table[0].startswith("| **=1** | a | none | 60.1 ± 0.2 | — |")
+    assert table[1].startswith("| **=1** | b | none | 59.1 ± 0.2 | tied -1.0 ± 0.0 |")
     assert table[2].startswith("| 3 | c | none | 41.0 ± 2.5 | -19.1 ± 2.2 |")
 
 
@@ -183,3 +183,71 @@ def test_each_data_sets_entries_are_a_snippet_with_a_section_per_method(tmp_path
     section = snippet.split("<!-- --8<-- [start:a] -->")[1].split("<!-- --8<-- [end:a] -->")[0]
     assert "| a + cs | yes | 51.0 ± 12.7 |" in section and "| a | no | 61.0 ± 12.7 |" in section
     assert "| b |" not in section and "<!-- --8<-- [start:b] -->" in snippet
+
+
+def test_only_rows_tied_with_the_best_share_its_rank(monkeypatch):
+    """Tolerance ties do not chain into rank 1: c is within the tolerance of b, b of a, but c is
+    behind a on every seed by more than it, so c is not marked as tied with the best."""
+    for method in "abc":
+        monkeypatch.setitem(tolerance.TOLERANCES, method, (0.015, 0.015))
+    rows = (rows_of("a", "none", [0.600, 0.601, 0.602]) + rows_of("b", "none", [0.590, 0.591, 0.592])
+            + rows_of("c", "none", [0.578, 0.579, 0.580]) + rows_of("d", "none", [0.570, 0.571, 0.572]))
+    main, _ = cmp.validated(summarize(rows))
+    versus = cmp.versus_best(main)
+    assert versus[1].tied and not versus[2].tied and not versus[3].tied
+    assert cmp.rank_labels(main) == ["=1", "=1", "=3", "=3"]
+    assert [label == "=1" for label in cmp.rank_labels(main)] == [i == 0 or versus[i].tied for i in range(4)]
+
+
+def test_one_colour_per_method_plugin_whatever_the_entry_or_the_page():
+    from zsbench.site.plots import COLOURS, Palette
+
+    palette = Palette({"clarel-att": "clarel", "clarel-sent": "clarel", "ale-att": "ale", "ale": "ale", "sje": "sje"})
+    assert palette.colour("clarel-att") == palette.colour("clarel-sent") == palette.colour("clarel")
+    assert len({palette.colour(m) for m in ("clarel", "ale", "sje")}) == 3  # within the palette: never shared
+    assert {palette.colour(m) for m in ("clarel", "ale", "sje")} <= set(COLOURS)
+    assert palette.dashes("clarel-att") != palette.dashes("clarel-sent")  # entries of a plugin: told apart
+    assert palette.dashes("ale") != palette.dashes("ale-att")
+
+
+def test_the_h_chart_says_which_rows_are_tied_with_the_best(tmp_path, monkeypatch):
+    """The chart's text (its alt) names exactly the rows ranked =1, the ones its solid bars show."""
+    for method in "abc":
+        monkeypatch.setitem(tolerance.TOLERANCES, method, (0.015, 0.015))
+    rows = (rows_of("a", "none", [0.600, 0.601, 0.602]) + rows_of("b", "none", [0.590, 0.591, 0.592])
+            + rows_of("c", "none", [0.578, 0.579, 0.580]))
+    for i, r in enumerate(rows):
+        r.update(id=i, curves={}, side_information="att", features="f", spec_name="s", hyperparameters={},
+                 calibration_param=None, wall_time=1.0, run_key=str(i))
+    write_leaderboard(rows, tmp_path)
+    page = (tmp_path / "d.md").read_text()
+    assert "tied with #1: a; b](d/page.h-bars.png)" in page
+    assert "| **=1** | b | none |" in page and "| 3 | c | none |" in page
+
+
+def test_the_aggregate_ranking_counts_data_sets_that_share_input_files_once(tmp_path):
+    """A subset of a data set reads its images' files (captions of the same names, here another
+    copy), another backbone the same split file: ranking them apart would count one data set
+    twice. The page that scored the most test images stands for them; a data set whose files
+    only share a layout's top-level names (res101.mat) counts on its own."""
+    rows = []
+    for dataset, files, images, hs in (("sub", ["text/1.txt", "res101.mat"], 100, {"a": 0.3, "b": 0.6}),
+                                       ("full", ["text/1.txt", "text/2.txt", "res101.mat"], 900, {"a": 0.6, "b": 0.3}),
+                                       ("flo", ["res101.mat"], 500, {"a": 0.5, "b": 0.4}),
+                                       ("flo-lite1", ["res101.mat"], 400, {"a": 0.3, "b": 0.4}),
+                                       ("awa2", ["res101.mat"], 700, {"a": 0.5, "b": 0.6})):
+        for method, h in hs.items():
+            for r in rows_of(method, "none", [h, h + 0.01, h + 0.02], dataset=dataset):
+                r.update(id=len(rows), curves={}, side_information="att", features="f", spec_name="s",
+                         hyperparameters={}, calibration_param=None, wall_time=1.0, run_key=str(len(rows)),
+                         dataset_plugin="xlsa17", provenance={
+                             "counts": {"test_seen_images": images // 2, "test_unseen_images": images - images // 2},
+                             "data": {"files": [{"name": f, "sha256": f"{dataset}'s copy of {f}"} for f in files]
+                                      + ([{"name": "split.mat", "sha256": "flo's split"}] if "flo" in dataset else [])}})
+                rows.append(r)
+    write_leaderboard(rows, tmp_path, with_plots=False)
+    ranking = (tmp_path / "ranking.md").read_text()
+    assert "every one of 3 data sets (full, flo, awa2)" in ranking
+    assert "| a | 1.33 | 1 | 1 | 2 |" in ranking and "| b | 1.67 | 2 | 2 | 1 |" in ranking
+    assert "sub (shares input files with full); flo-lite1 (shares input files with flo)" in ranking
+    assert "With 3 data sets no two methods are told apart" in ranking  # 1.33 and 1.67, CD 1.13

@@ -19,6 +19,8 @@ from support.paths import ROOT
 from zsbench.site.leaderboard import MAIN_COLUMNS, write_leaderboard
 from zsbench.store.sqlite import ResultStore
 
+RESULTS = ROOT / "docs" / "leaderboard" / "results"
+
 SCRIPT = ROOT / "docs" / "javascripts" / "sortable-tables.js"
 
 
@@ -128,7 +130,10 @@ window.addEventListener("load", function () {
       return (img.getBoundingClientRect().width / img.naturalWidth).toFixed(3);
     });
     document.body.setAttribute("data-main", box ? box.scrollWidth + "/" + box.clientWidth : "none");
-    document.body.setAttribute("data-context", context ? String(context.getBoundingClientRect().top) : "none");
+    var bars = document.querySelector('article img[src*="page.h-bars"]');
+    document.body.setAttribute("data-context", context ? context.getBoundingClientRect().top + "/" +
+                               context.getBoundingClientRect().bottom : "none");
+    document.body.setAttribute("data-bars", bars ? String(bars.getBoundingClientRect().bottom) : "none");
     document.body.setAttribute("data-window", String(window.innerHeight));
     document.body.setAttribute("data-scales", scales.join(","));
   }, 500);
@@ -145,7 +150,7 @@ def flo_site(tmp_path_factory):
     browser = chromium()
     if browser is None:
         pytest.skip("chromium is not installed (apt-get install chromium)")
-    results = ROOT / "docs" / "leaderboard" / "results"
+    results = RESULTS
     if not (results / "flo.jsonl").is_file():
         pytest.skip("no FLO rows are committed")
     tmp_path = tmp_path_factory.mktemp("flo-site")
@@ -157,23 +162,30 @@ def flo_site(tmp_path_factory):
                                                        "  - javascripts/sortable-tables.js\n  - layout-check.js\n"))
     write_leaderboard(load_rows(results), project / "docs" / "leaderboard")
     build(project, tmp_path / "site")
-    return browser, tmp_path / "site" / "leaderboard" / "flo" / "index.html"
+    return browser, tmp_path / "site"
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", [name for name in ("flo", "cub50") if (RESULTS / f"{name}.jsonl").is_file()])
 @pytest.mark.parametrize("width", [1400, 390])
-def test_the_flo_page_from_the_committed_rows_reads_at_desktop_and_phone_widths(flo_site, tmp_path, width):
-    """Generated from the committed rows with this code: no sideways scrolling of the main table,
-    the context block on the first screen, chart text at least 8 px tall as displayed."""
+def test_a_leaderboard_from_the_committed_rows_reads_at_desktop_and_phone_widths(flo_site, tmp_path, width, name):
+    """Generated from the committed rows with this code: no sideways scrolling of the main table;
+    on a desktop's first screen (1,400 x 900) the whole context block and the whole H chart,
+    which marks the rows tied with #1; chart text at least 8 px tall as displayed."""
     from zsbench.site import plots
 
-    browser, page = flo_site
+    browser, site = flo_site
+    page = site / "leaderboard" / name / "index.html"
     assert parse(page).headers[0] == list(MAIN_COLUMNS)
     dom = dump_dom(browser, page, tmp_path, width=width)
-    attrs_ = dict(re.findall(r'data-(main|context|window|scales)="([^"]*)"', dom))
+    attrs_ = dict(re.findall(r'data-(main|context|bars|window|scales)="([^"]*)"', dom))
     scroll, client = map(int, attrs_["main"].split("/"))
     assert scroll <= client, f"the main table scrolls sideways at {width} px: {scroll} > {client}"
-    assert attrs_["context"] != "none" and float(attrs_["context"]) < float(attrs_["window"]), attrs_
+    assert attrs_["context"] != "none" and attrs_["bars"] != "none", attrs_
+    (top, bottom), window = map(float, attrs_["context"].split("/")), float(attrs_["window"])
+    assert top < window, attrs_
+    if width == 1400:
+        assert bottom <= window and float(attrs_["bars"]) <= window, f"not on the first screen: {attrs_}"
     text_px = plots.FONT_SIZE / 72 * plots.DPI  # the figures' type, in image pixels
     scales = [float(x) for x in attrs_["scales"].split(",")]
     assert scales and min(scales) * text_px >= 8, (width, scales)

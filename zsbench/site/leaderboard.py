@@ -30,6 +30,7 @@ from zsbench.site.model import (
 from zsbench.site.pages import (
     MAIN_COLUMNS,
     REPORTED_TITLE,
+    independent_pages,
     ranking_inputs,
     render_backbones,
     render_entries,
@@ -122,8 +123,9 @@ def _figures(page: DatasetPage, plain: list[dict[str, Any]], sweeps: list[Sweep]
     if summaries:
         main, _ = cmp.validated(summaries)
         figures["h-bars"] = plots.h_bar_figure(
-            {s.label: s.estimates["H"] for s in main}, f"{page.title}: H on test, validated rows",
-            folder / "page.h-bars.png", palette, {s.label: s.method for s in main},
+            {s.label: s.estimates["H"] for s in main}, dict(zip((s.label for s in main), cmp.rank_labels(main))),
+            f"{page.title}, each method's validated row", folder / "page.h-bars.png", palette,
+            {s.label: s.method for s in main},
         )
     for split, title in (
         ("validation", f"{page.title}: H against the calibration parameter on validation"),
@@ -183,7 +185,7 @@ def write_leaderboard(
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     pages = pages_of(rows, reported, failures)
-    palette = plots.Palette([r["method"] for r in rows] + [r.get("method_plugin") or r["method"] for r in rows])
+    palette = plots.Palette({r["method"]: r.get("method_plugin") or r["method"] for r in rows})
     for page in pages:
         details = out_dir / page.slug
         if details.is_dir():
@@ -201,19 +203,20 @@ def write_leaderboard(
             entries.write_text(snippet)
             written.append(entries)
         for method in method_pages(page):
-            figure = method.figure(out_dir, palette) if with_plots else None
+            figure = method.figure(out_dir) if with_plots else None
             (out_dir / method.path).write_text(method.render(figure) + "\n")
             written += [out_dir / method.path, *([figure] if figure else [])]
         if not any(details.iterdir()):
             details.rmdir()
     ranking = cmp.aggregate_ranking(ranking_inputs(pages))
+    left_out = independent_pages(pages)[1]
     if ranking is not None:
         figure = None
         if with_plots:
             figure = plots.critical_difference_figure(
                 ranking.methods, ranking.mean_ranks, ranking.critical_difference, ranking.groups(),
                 "Mean rank across data sets (bars: not told apart)", out_dir / "ranking.png", palette)
-        (out_dir / "ranking.md").write_text(render_ranking(ranking, figure))
+        (out_dir / "ranking.md").write_text(render_ranking(ranking, figure, left_out))
         written += [out_dir / "ranking.md", *([figure] if figure else [])]
     groups = list({id(p.backbones): p.backbones for p in pages if p.backbones}.values())
     for group in groups:

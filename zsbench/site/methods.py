@@ -118,8 +118,9 @@ class MethodPage:
     def path(self) -> Path:
         return Path(self.page.slug) / f"{self.page.method_slugs()[self.method]}.md"
 
-    def figure(self, out_dir: Path, palette: plots.Palette) -> Path | None:
-        """H against each calibrator's parameter on validation, one line per seed."""
+    def figure(self, out_dir: Path) -> Path | None:
+        """H against each calibrator's parameter on validation, one line per seed (seeds are not
+        methods: they take matplotlib's colour cycle, not the site's method colours)."""
         curves = {
             s.calibrator: {f"seed {r['seed']}": [r["curves"]["validation"]] for r in s.rows
                            if r.get("curves", {}).get("validation")}
@@ -128,7 +129,7 @@ class MethodPage:
         chosen = {s.calibrator: {f"seed {r['seed']}": r["calibration_param"] for r in s.rows} for s in self.summaries}
         return plots.calibration_figure(
             curves, f"{self.page.title}, {self.method}: H on validation (dots: the chosen parameter)",
-            out_dir / self.path.with_suffix(".validation.png"), palette, chosen,
+            out_dir / self.path.with_suffix(".validation.png"), chosen=chosen,
         )
 
     def render(self, figure: Path | None) -> str:

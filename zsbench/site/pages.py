@@ -61,8 +61,9 @@ TIES_NOTE = (
     "seed, each test class's images redrawn with replacement, the same draws for both rows, "
     "{replicates} replicates, averaged over the seeds) gives the *test-image interval*, how the "
     "difference moves with the sample of test images. *Tied* means either interval contains 0, fewer than "
-    "two seeds pair up, or the difference is within the methods' cross-machine tolerance; rows within "
-    "that tolerance of each other share a rank (=)."
+    "two seeds pair up, or the difference is within the methods' cross-machine tolerance. **=1** marks "
+    "the first row and every row tied with it: the rows not told apart from the best. Below them, a row "
+    "within the tolerance of the row above shares its rank."
 )
 
 
@@ -106,6 +107,11 @@ def versus(pair: cmp.Pair | None) -> str:
                                                              pair.difference.n))
 
 
+def rank_cell(rank: str) -> Markup:
+    """A rank as the table shows it: the rows tied with the best (``=1``) in bold."""
+    return Markup(f"**{rank}**" if rank == "=1" else rank)
+
+
 def details_link(page: DatasetPage, summary: SummaryRow) -> Markup:
     """The row's details: its method's page, at the calibrator's section."""
     from zsbench.site.methods import calibrator_anchor
@@ -118,7 +124,7 @@ def measured_table(page: DatasetPage, main: Sequence[SummaryRow]) -> list[str]:
     """The main table: each method's validated row, best H first, with its rank and tie mark."""
     body = [
         [
-            Markup(rank), s.method + (" (stale)" if _stale(s) else ""), s.calibrator, s.estimates["H"], versus(pair),
+            rank_cell(rank), s.method + (" (stale)" if _stale(s) else ""), s.calibrator, s.estimates["H"], versus(pair),
             *(s.estimates[m] for m in ("u", "s", "zsl")), _estimate(s, "ausuc"), oracle(_estimate(s, "oracle_H")),
             len(s.seeds), details_link(page, s),
         ]
@@ -183,14 +189,15 @@ def calibration_gain_table(summaries: Sequence[SummaryRow]) -> list[str]:
 
 
 def context_block(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """What the numbers are about, from the rows' provenance: data set and protocol, the classes
-    and test images (rows that recorded them), features, side information, seeds, code and
-    environment."""
+    """What the numbers are about, from the rows' provenance, in short lines a reader takes in at
+    a glance: data set, split and test stage; image features; side information; seeds, spec and
+    code; environment."""
     prov = [r.get("provenance") or {} for r in rows]
     configs = [(p.get("config") or {}).get("dataset") or {} for p in prov]
 
-    def options(c: Mapping[str, Any]) -> str:
-        return ", ".join(f"{k}={v}" for k, v in sorted((c.get("options") or {}).items())) or "defaults"
+    def data_set(c: Mapping[str, Any]) -> str:
+        options = ", ".join(f"{k}={v}" for k, v in sorted((c.get("options") or {}).items()))
+        return f"{c.get('plugin', '?')}" + (f" ({options})" if options else "")
 
     commits = distinct(f"{(p.get('git') or {}).get('commit', '?')[:10]}"
                        + (" (uncommitted changes)" if (p.get("git") or {}).get("dirty") else "") for p in prov)
@@ -199,25 +206,25 @@ def context_block(rows: Sequence[dict[str, Any]]) -> list[str]:
         f"{p.get('platform', '?')}, device {p.get('device', '?')}" for p in prov)
     backbones = distinct((c.get("backbone") or {}).get("name") for c in configs)
     sizes = distinct(_size(p["counts"]) for p in prov if isinstance(p.get("counts"), Mapping))
+    seeds = sorted({r["seed"] for r in rows})
     items = [
-        ("Data set", distinct(f"{c.get('plugin', '?')} ({options(c)})" for c in configs)
-         + f"; protocol version {distinct(p.get('protocol') for p in prov) or '?'} (train / validation / "
-         "trainval / test of the data set's split)"),
-        *([("Classes and test images", sizes)] if sizes else []),
+        ("Data set", distinct(data_set(c) for c in configs) + "; the data set's own train / validation / test "
+         f"split, protocol version {distinct(p.get('protocol') for p in prov) or '?'}"
+         + (f"; {sizes}" if sizes else "")),
         ("Image features", distinct(r.get("features") for r in rows)
-         + (f" (backbone {backbones}, extracted from the images)" if backbones else "")),
+         + (f" (backbone {backbones}, extracted from the images)" if backbones else " (the data set's features file)")),
         ("Side information", distinct(r.get("side_information") for r in rows)),
-        ("Seeds", ", ".join(map(str, sorted({r["seed"] for r in rows})))),
-        ("Code", f"commit {commits or 'not recorded'}; specs {distinct(r.get('spec_name') for r in rows)}"),
-        ("Environment", environment or "not recorded"),
+        ("Runs", f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}); spec "
+         f"{distinct(r.get('spec_name') for r in rows)}; code at commit {commits or 'not recorded'}"),
     ]
+    items.append(("Environment", environment or "not recorded"))
     return ['<div class="zsb-context" markdown>', "",
             *(f"- **{name}**: {text(value)}" for name, value in items), "", "</div>", ""]
 
 
 def _size(counts: Mapping[str, Any]) -> str:
     """A run's test stage in words (rows recorded before the counts were have none: omitted)."""
-    return (f"{counts.get('seen_classes', '?')} seen / {counts.get('unseen_classes', '?')} unseen classes; "
+    return (f"{counts.get('seen_classes', '?')} seen / {counts.get('unseen_classes', '?')} unseen classes, "
             f"{counts.get('test_seen_images', '?')} seen-class + {counts.get('test_unseen_images', '?')} "
             "unseen-class test images scored")
 
@@ -267,6 +274,14 @@ def stale_note(summaries: Sequence[SummaryRow]) -> list[str]:
     return [f"**Stale rows** (marked *(stale)*: not from the current code or data; rerun their spec): {items}", ""]
 
 
+def bars_alt(main: Sequence[SummaryRow]) -> str:
+    """The H bar chart in words: which rows are tied with the best (what its solid bars show)."""
+    tied = [s.label for s, rank in zip(main, cmp.rank_labels(main)) if rank == "=1"]
+    return ("H on test per method, mean and 95% CI over seeds; "
+            + (f"tied with #1: {'; '.join(tied)}" if tied else f"#1: {main[0].label}, ahead of every other row"
+               if main else "no rows"))
+
+
 def image(figures: Mapping[str, Path], key: str, alt: str) -> list[str]:
     return [f"![{text(alt)}]({figures[key].as_posix()})", ""] if key in figures else []
 
@@ -294,7 +309,7 @@ def render_page(page: DatasetPage, figures: Mapping[str, Path]) -> str:
         lines += context_block(page.rows)
         if page.backbones:
             lines += [f"Other backbones: [{text(page.backbones.title)}]({page.backbones.slug}.md).", ""]
-        lines += image(figures, "h-bars", "H on test per method, mean and 95% CI over seeds")
+        lines += image(figures, "h-bars", bars_alt(best_rows(page)))
         lines += ["## Measured", ""]
         lines += failure_note(page.failures)
         if plain:
@@ -382,9 +397,12 @@ def render_top_rows(pages: Sequence[DatasetPage], folder: str, ranking: bool, to
     lines = [GENERATED, ""]
     for page in pages:
         if main := best_rows(page):
-            body = [[Markup(rank), s.label, s.estimates["H"], versus(pair)]
+            body = [[rank_cell(rank), s.label, s.estimates["H"], versus(pair)]
                     for rank, s, pair in list(zip(cmp.rank_labels(main), main, cmp.versus_best(main)))[:top]]
-            lines += [f"**{link(page.title, f'{folder}/{page.slug}.md')}**", "",
+            seeds = len({r["seed"] for r in page.rows})
+            lines += [f"**{link(page.title, f'{folder}/{page.slug}.md')}**: "
+                      + text(f"features {distinct(r.get('features') for r in page.rows)}; side information "
+                             f"{distinct(r.get('side_information') for r in page.rows)}; {seeds} seeds"), "",
                       *sortable(table(["#", "method", "H", "vs #1"], body, right=("#", "H"))), ""]
     if len(lines) == 2:
         return "No results yet.\n"
@@ -428,11 +446,51 @@ def render_entries(page: DatasetPage) -> str:
     return "\n".join(lines)
 
 
+def _scored_images(page: DatasetPage) -> int:
+    """The most test images one of the page's runs scored (0 where rows did not record counts)."""
+    counts = [(r.get("provenance") or {}).get("counts") or {} for r in page.rows]
+    return max((int(c.get("test_seen_images", 0)) + int(c.get("test_unseen_images", 0)) for c in counts), default=0)
+
+
+def _contents(page: DatasetPage) -> set[str]:
+    """What identifies the data the page's runs read (their data provenance's file manifest): each
+    file's content, and the name of each per-image file (in a data set's subfolder: an image's
+    captions or pixels are the same image's, however another copy was preprocessed). Top-level
+    names (``res101.mat``) are a layout's, shared by unrelated data sets, so only their content counts."""
+    files = [f for r in page.rows for f in (((r.get("provenance") or {}).get("data") or {}).get("files") or ())
+             if isinstance(f, Mapping)]
+    return ({f"content {f['sha256']}" for f in files if f.get("sha256")}
+            | {f"image file {f['name']}" for f in files if "/" in str(f.get("name", ""))})
+
+
+def independent_pages(pages: Sequence[DatasetPage]) -> tuple[list[DatasetPage], dict[str, str]]:
+    """The pages the aggregate ranking counts, and {left-out title: the title standing for it}.
+    Pages whose runs read a file of the same content or per-image files of the same name (a
+    subset's captions, another backbone's split, one features file under two labels) share data,
+    and the ranking's test takes data sets as independent samples: of each group of pages so
+    linked, the one whose runs scored the most test images stands for the group."""
+    groups: list[tuple[set[str], list[DatasetPage]]] = []
+    for page in (p for p in pages if p.rows):
+        contents, members = _contents(page), [page]
+        for group in [g for g in groups if contents & g[0]]:
+            groups.remove(group)
+            contents, members = contents | group[0], group[1] + members
+        groups.append((contents, members))
+    order = {page.title: i for i, page in enumerate(pages)}
+    kept, left_out = [], {}
+    for _, members in groups:
+        members.sort(key=lambda p: order[p.title])
+        best = max(members, key=_scored_images)  # the first page wins a tie
+        kept.append(best)
+        left_out.update({p.title: best.title for p in members if p is not best})
+    return sorted(kept, key=lambda p: order[p.title]), left_out
+
+
 def ranking_inputs(pages: Sequence[DatasetPage]) -> dict[str, dict[str, float]]:
     """data set -> method plugin -> mean test H of the plugin's entry validation prefers (the
-    highest mean validation H among the plugin's validated rows)."""
+    highest mean validation H among the plugin's validated rows), for independent data sets."""
     out: dict[str, dict[str, float]] = {}
-    for page in pages:
+    for page in independent_pages(pages)[0]:
         best: dict[str, tuple[float, float]] = {}
         for s in best_rows(page):
             val = float(np.mean([r["val_H"] for r in s.rows]))
@@ -475,15 +533,26 @@ def render_backbones(group: BackboneGroup) -> str:
     return "\n".join(lines)
 
 
-def render_ranking(ranking: cmp.Ranking, figure: Path | None) -> str:
+def render_ranking(ranking: cmp.Ranking, figure: Path | None, left_out: Mapping[str, str] | None = None) -> str:
+    """``left_out``: pages not ranked -> the page standing for their dataset plugin."""
     lines = [
         "# Aggregate ranking", "", GENERATED, "",
         f"Methods measured on every one of {len(ranking.datasets)} data sets "
         f"({text(', '.join(ranking.datasets))}), ranked on each by the test H of the entry validation "
         "prefers (rank 1 = best; ties share the mean rank), then averaged. Two methods whose mean ranks "
         f"differ by less than the critical difference ({ranking.critical_difference:.2f}, Nemenyi test at "
-        "95%, Demšar 2006) are not told apart; the bars join such methods.", "",
+        "95%, Demšar 2006) are not told apart; the bars join such methods. The test takes data sets as "
+        "independent samples, so data sets that share input files count once.", "",
     ]
+    if (0, len(ranking.methods) - 1) in ranking.groups():
+        lines += [f"**With {len(ranking.datasets)} data sets no two methods are told apart**: every mean rank lies "
+                  "within the critical difference of every other. The order is a description of these data sets, "
+                  "not a finding; more independent data sets narrow the critical difference.", ""]
+    if left_out:
+        items = "; ".join(f"{text(page)} (shares input files with {text(kept)})" for page, kept in left_out.items())
+        lines += [f"Not ranked, because their runs read input files of the same content, or the same images' "
+                  f"files, as a ranked data set's (the one whose runs scored the most test images stands for "
+                  f"them): {items}.", ""]
     if figure:
         lines += [f"![Critical-difference diagram of mean ranks]({figure.name})", ""]
     header = ["method", "mean rank", *ranking.datasets]

@@ -26,6 +26,7 @@ FONT_SIZE = 11  # points, at DPI below: about 10 px tall on a 390 px phone for a
 DPI = 110
 COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
            "#1f78b4", "#b2182b", "#35978f", "#762a83")  # colour-blind-safe first (Dark2), then Paired
+BAR_ROWS = 8  # the H bar chart's rows: with the page's header, it fits a desktop's first screen
 CURVE_POINTS = 201  # resolution when seeds swept different parameter grids
 METRIC_TITLES = {"u": "unseen accuracy u", "s": "seen accuracy s", "H": "harmonic mean H"}
 
@@ -33,18 +34,27 @@ Curve = Mapping[str, Sequence[float]]  # params, u, s, H (accuracies in [0, 1])
 
 
 class Palette:
-    """One colour per method for the whole site, assigned in sorted name order (so a method has
-    the same colour on every page of one build); methods beyond the palette reuse colours with
-    another line style."""
+    """One colour per method plugin for the whole site, assigned in sorted plugin order over every
+    row of the build, so a method has the same colour in every figure of every page. Entries of
+    one plugin (e.g. one method with several kinds of side information) share its colour and are
+    told apart by line style; plugins beyond the palette reuse its colours."""
 
-    def __init__(self, methods: Sequence[str]) -> None:
-        self._index = {m: i for i, m in enumerate(sorted(set(methods)))}
+    STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2)))
 
-    def colour(self, method: str) -> str:
-        return COLOURS[self._index.get(method, 0) % len(COLOURS)]
+    def __init__(self, entries: Mapping[str, str]) -> None:
+        """``entries``: entry name -> its method plugin."""
+        plugins = sorted(set(entries.values()))
+        self._plugin = dict(entries)
+        self._colour = {p: COLOURS[i % len(COLOURS)] for i, p in enumerate(plugins)}
+        self._variant = {e: i for p in plugins for i, e in enumerate(sorted(e for e, q in entries.items() if q == p))}
 
-    def dashes(self, method: str) -> str:
-        return ("-", "--", ":")[self._index.get(method, 0) // len(COLOURS) % 3]
+    def colour(self, name: str) -> str:
+        """The colour of an entry's or a plugin's method."""
+        return self._colour.get(self._plugin.get(name, name), COLOURS[0])
+
+    def dashes(self, name: str) -> str | tuple:
+        """The line style telling an entry from the other entries of its plugin."""
+        return self.STYLES[self._variant.get(name, 0) % len(self.STYLES)]
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -256,28 +266,38 @@ def sweep_figure(
 
 
 @_readable
-def h_bar_figure(estimates: Mapping[str, Estimate], title: str, path: Path, palette: Palette,
-                 methods: Mapping[str, str]) -> Path:
-    """Horizontal bars of H per entry (label -> estimate, drawn top to bottom in the given
-    order; ``methods``: label -> its method, for the colour) with 95% CI whiskers clipped to
-    [0, 100], each bar labelled with its value."""
-    labels = list(estimates)
-    fig = _figure(5.5, 1.4 + 0.32 * len(labels))  # compact: the ranking follows it
+def h_bar_figure(estimates: Mapping[str, Estimate], ranks: Mapping[str, str], title: str, path: Path,
+                 palette: Palette, methods: Mapping[str, str], top: int = BAR_ROWS) -> Path:
+    """H per entry as horizontal bars with 95% CI whiskers clipped to [0, 100], the page's first
+    figure: ``estimates`` (label -> estimate, best first; the first ``top`` are drawn), ``ranks``
+    (label -> rank as the table prints it, ``=1`` for the rows tied with the best), ``methods``
+    (label -> its entry, for the colour). Each label is
+    written above its bar after its rank, so labels keep the figure's full width (and their size)
+    on a phone; rows tied with the best are solid, the others pale, and a dashed line marks the
+    best mean. The title goes under the axis: the page's heading is right above the chart."""
+    labels = list(estimates)[:top]
+    fig = _figure(5.5, 0.7 + 0.34 * len(labels))
     ax = fig.add_subplot(1, 1, 1)
     y = np.arange(len(labels))
     means = np.array([estimates[k].mean for k in labels])
     half = np.nan_to_num(np.array([estimates[k].half_width for k in labels]))
     low, high = means - np.clip(means - half, 0, 100), np.clip(means + half, 0, 100) - means
-    ax.barh(y, means, xerr=[low, high], color=[palette.colour(methods[k]) for k in labels], ecolor="#333333",
-            capsize=3, height=0.7)
-    for i, m in enumerate(means):
-        ax.text(min(m + high[i], 100) + 1, i, f"{m:.1f}", va="center", fontsize="small")
-    ax.set_yticks(y, [_plain(label) for label in labels])
-    ax.invert_yaxis()
-    ax.set_xlim(0, 105)
-    ax.set_xlabel("H on test (%), mean and 95% CI")
+    tied = [ranks.get(k) == "=1" or i == 0 for i, k in enumerate(labels)]
+    ax.barh(y, means, xerr=[low, high], color=[palette.colour(methods[k]) for k in labels], ecolor="#333333", capsize=3,
+            height=0.42, alpha=None)
+    for bar, solid in zip(ax.patches, tied):
+        bar.set_alpha(1.0 if solid else 0.35)
+    ax.axvline(means[0], color="#333333", linestyle="--", linewidth=0.8)
+    for i, k in enumerate(labels):
+        ax.text(0.6, i - 0.25, _plain(f"{ranks.get(k, '')}  {k}"), va="bottom", ha="left",
+                fontweight="bold" if tied[i] else "normal")
+        ax.text(min(means[i] + high[i], 100) + 1, i, f"{means[i]:.1f}", va="center", fontsize="small")
+    ax.set_yticks([])
+    ax.set_ylim(len(labels) - 0.5, -1.0)  # best on top, room for the first label
+    ax.set_xlim(0, 108)
+    shown = "" if len(estimates) <= top else f"; the best {top} of {len(estimates)} rows"
+    ax.set_xlabel(_plain(f"{title}: H on test (%), mean and 95% CI{shown}; solid, bold: tied with #1"), wrap=True)
     ax.grid(axis="x", alpha=0.3)
-    _title(fig, title)
     return _save(fig, path)
 
 

@@ -175,16 +175,21 @@ class Pair:
 
 
 def rank_labels(rows: Sequence[SummaryRow]) -> list[str]:
-    """Competition ranks of rows sorted best first; a row whose mean H is within the
-    cross-machine tolerance of the row above shares its rank (``=`` marks a shared rank)."""
-    labels: list[str] = []
-    rank = 1
+    """Ranks of rows sorted best first. The best row and every row tied with it (``versus_best``)
+    share rank 1, so a row marked ``=1`` is exactly a row not told apart from the best. Any other
+    row is ranked by its place, sharing the rank of the row above when within the cross-machine
+    tolerance of it (that row not being of the first group: ties are not chained into it).
+    ``=`` marks a shared rank."""
+    first = [i == 0 or (pair is not None and pair.tied) for i, pair in enumerate(versus_best(rows))]
+    ranks: list[int] = []
     for i, s in enumerate(rows):
-        if i and abs(rows[i - 1].estimates["H"].mean - s.estimates["H"].mean) > tolerance(rows[i - 1], s):
-            rank = i + 1
-        labels.append(str(rank))
-    shared = {label for label in labels if labels.count(label) > 1}
-    return [f"={label}" if label in shared else label for label in labels]
+        if first[i]:
+            ranks.append(1)
+        elif not first[i - 1] and abs(rows[i - 1].estimates["H"].mean - s.estimates["H"].mean) <= tolerance(rows[i - 1], s):
+            ranks.append(ranks[-1])
+        else:
+            ranks.append(i + 1)
+    return [f"={rank}" if ranks.count(rank) > 1 else str(rank) for rank in ranks]
 
 
 def versus_best(rows: Sequence[SummaryRow]) -> list[Pair | None]:
