@@ -251,3 +251,12 @@ def test_the_aggregate_ranking_counts_data_sets_that_share_input_files_once(tmp_
     assert "| a | 1.33 | 1 | 1 | 2 |" in ranking and "| b | 1.67 | 2 | 2 | 1 |" in ranking
     assert "sub (shares input files with full); flo-lite1 (shares input files with flo)" in ranking
     assert "With 3 data sets no two methods are told apart" in ranking  # 1.33 and 1.67, CD 1.13
+
+
+@given(st.floats(-200, 200, allow_nan=False), st.floats(0, 50, allow_nan=False))
+def test_a_difference_never_reads_minus_zero_and_keeps_its_rounded_value(mean, half):
+    from zsbench.site.pages import signed
+    from zsbench.store.summary import Estimate
+
+    shown = signed(Estimate(mean, half, 3))
+    assert not shown.startswith("-0.0 ") and float(shown.split(" ± ")[0]) == pytest.approx(mean, abs=0.05 + 1e-9)

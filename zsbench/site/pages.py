@@ -92,7 +92,8 @@ def oracle(value: str) -> Markup:
 
 
 def signed(e: Estimate) -> str:
-    return f"{e.mean:+.1f}" + ("" if np.isnan(e.half_width) else f" ± {e.half_width:.1f}")
+    """A difference with its sign; one that rounds to zero reads +0.0, never -0.0."""
+    return f"{round(e.mean, 1) or 0.0:+.1f}" + ("" if np.isnan(e.half_width) else f" ± {e.half_width:.1f}")
 
 
 def _stale(summary: SummaryRow) -> str:
