@@ -260,3 +260,10 @@ def test_a_difference_never_reads_minus_zero_and_keeps_its_rounded_value(mean, h
 
     shown = signed(Estimate(mean, half, 3))
     assert not shown.startswith("-0.0 ") and float(shown.split(" ± ")[0]) == pytest.approx(mean, abs=0.05 + 1e-9)
+
+
+@given(st.floats(-100, 100, allow_nan=False), st.floats(0, 100, allow_nan=False))
+def test_a_test_image_interval_never_reads_minus_zero(low, width):
+    shown = str(cmp.Interval(low, low + width, 3, 1000))
+    assert "-0.0" not in shown
+    assert [float(x) for x in shown.strip("[]").split(", ")] == pytest.approx([low, low + width], abs=0.05 + 1e-9)

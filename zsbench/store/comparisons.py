@@ -83,7 +83,8 @@ class Interval:
         return self.low <= value <= self.high
 
     def __str__(self) -> str:
-        return f"[{self.low:+.1f}, {self.high:+.1f}]"
+        """The bounds with their signs; one that rounds to zero reads +0.0, never -0.0."""
+        return f"[{round(self.low, 1) or 0.0:+.1f}, {round(self.high, 1) or 0.0:+.1f}]"
 
 
 def _test_set(per_image: Mapping[str, Any]) -> str:
