@@ -143,6 +143,7 @@ def test_rows_that_differ_only_by_backbone_get_a_method_by_backbone_page(tmp_pat
     assert tmp_path / "flo-methods-by-backbone.md" in written
     page = (tmp_path / "flo-methods-by-backbone.md").read_text()
     assert "(pages: [lite0](flo-backbone-lite0" in page  # a single backbone is named in the label too
+    assert "- **Image features**: efficientnet\\_lite0, efficientnet\\_lite1 (backbone lite0, lite1, extracted" in page
     assert "| a | 52.0 ± 5.0 | 47.0 ± 6.6 |" in page and "| b | 42.0 ± 6.6 | 48.0 ± 2.5 |" in page
     mean, half = paired([0.05, 0.06, 0.04])
     assert f"| a | lite0 − lite1 | +{mean:.1f} ± {half:.1f} | 3 | — | higher |" in page  # no per-image bits

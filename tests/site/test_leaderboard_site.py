@@ -166,7 +166,7 @@ def flo_site(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [name for name in ("flo", "cub50") if (RESULTS / f"{name}.jsonl").is_file()])
+@pytest.mark.parametrize("name", [name for name in ("flo", "cub50", "cub-subset") if (RESULTS / f"{name}.jsonl").is_file()])
 @pytest.mark.parametrize("width", [1400, 390])
 def test_a_leaderboard_from_the_committed_rows_reads_at_desktop_and_phone_widths(flo_site, tmp_path, width, name):
     """Generated from the committed rows with this code: no sideways scrolling of the main table;

@@ -521,6 +521,7 @@ def render_backbones(group: BackboneGroup) -> str:
     links = ", ".join(f"[{text(b)}]({page.slug}.md)" for b, page in group.pages)
     lines = [
         *WIDE, f"# {text(group.title)}", "", GENERATED, "",
+        *context_block([r for _, page in group.pages for r in page.rows]),
         f"The same data set and methods with each image backbone (pages: {links}). Each cell is the test H "
         "(mean and 95% CI over seeds) of the calibration validation chose on that backbone.", "",
         *sortable(table(["method", *(text(b) for b in backbones)], body, right=backbones)), "",
