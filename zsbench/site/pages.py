@@ -283,8 +283,13 @@ def bars_alt(main: Sequence[SummaryRow]) -> str:
                if main else "no rows"))
 
 
-def image(figures: Mapping[str, Path], key: str, alt: str) -> list[str]:
-    return [f"![{text(alt)}]({figures[key].as_posix()})", ""] if key in figures else []
+BARS_WIDTH = 520  # px on a desktop (its type about 14 px), so the chart and the context share its first screen
+
+
+def image(figures: Mapping[str, Path], key: str, alt: str, width: int | None = None) -> list[str]:
+    """A figure; with ``width``, shown at most that wide (a phone shrinks it to its own width)."""
+    size = f'{{ width="{width}" }}' if width else ""
+    return [f"![{text(alt)}]({figures[key].as_posix()}){size}", ""] if key in figures else []
 
 
 def sweep_section(sweeps: Sequence[Sweep], figures: Mapping[str, Path]) -> list[str]:
@@ -310,7 +315,7 @@ def render_page(page: DatasetPage, figures: Mapping[str, Path]) -> str:
         lines += context_block(page.rows)
         if page.backbones:
             lines += [f"Other backbones: [{text(page.backbones.title)}]({page.backbones.slug}.md).", ""]
-        lines += image(figures, "h-bars", bars_alt(best_rows(page)))
+        lines += image(figures, "h-bars", bars_alt(best_rows(page)), width=BARS_WIDTH)
         lines += ["## Measured", ""]
         lines += failure_note(page.failures)
         if plain:
