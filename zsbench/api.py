@@ -282,7 +282,9 @@ def run(spec: Any, results: str | Path | None = DEFAULT_RESULTS, *, force: bool 
             results = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="zsbench-"))) / "results.sqlite"
         store = stack.enter_context(ResultStore(results))
         stack.callback(_report_recovery, store, on_recovery)
-        bar = tqdm(total=len(plan(parsed)), desc=parsed.name, unit="run", disable=quiet, dynamic_ncols=True)
+        # Closed on errors too: a data set that fails to load may come after runs were reported.
+        bar = stack.enter_context(tqdm(total=len(plan(parsed)), desc=parsed.name, unit="run", disable=quiet,
+                                       dynamic_ncols=True))
 
         def report(task, outcome):
             bar.update(1)

@@ -25,7 +25,7 @@ from support.paths import TESTS
 
 import zsbench
 from zsbench import api
-from zsbench.errors import UserError
+from zsbench.errors import DataError, UserError
 from zsbench.registry import Registry
 from zsbench.runner.backends.ray import RayBackend, plugin_refs
 from zsbench.runner.grid import LocalBackend, plan, run_spec
@@ -77,10 +77,41 @@ class DiesOnce:
         return importlib.import_module("toy_plugin").LeastSquares().fit(data, context)
 
 
+class Announces:
+    """Writes ``marker`` when its fit starts, then takes ``seconds`` to fit like least-squares."""
+
+    def __init__(self, marker: str, seconds: float = 0.0):
+        self.marker, self.seconds = Path(marker), seconds
+
+    def fit(self, data: zsbench.FitData, context: zsbench.RunContext):
+        self.marker.touch()
+        time.sleep(self.seconds)
+        return importlib.import_module("toy_plugin").LeastSquares().fit(data, context)
+
+
+def waits(root: Path, waits_for: str | None = None, missing: bool = False) -> zsbench.DatasetBundle:
+    """The toy data set, loaded once ``waits_for`` exists (a minute at most); with ``missing``,
+    then a data error naming a file of ``root``."""
+    deadline = time.monotonic() + 60
+    while waits_for and not Path(waits_for).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{waits_for} was never written")
+        time.sleep(0.1)
+    if missing:
+        raise DataError(Path(root) / "features.mat", "feature file not found (the `features` option)")
+    return importlib.import_module("toy_plugin").toy_bundle()
+
+
 @zsbench.hookimpl
 def register_methods(register):
     register("flaky", flaky)
     register("dies-once", DiesOnce)
+    register("announces", Announces)
+
+
+@zsbench.hookimpl
+def register_datasets(register):
+    register("waits", waits)
 
 
 @pytest.fixture
@@ -186,6 +217,23 @@ def test_in_process_components_run_on_ray_with_the_local_rows(ray_instance, tmp_
     assert not local.failures and not on_ray.failures
     assert len(on_ray.rows) == 4 and all("ray_node" in r["provenance"] for r in on_ray.rows)
     assert _compared(on_ray.rows) == _compared(local.rows)
+
+
+@pytest.mark.slow
+def test_workers_run_a_data_set_while_the_next_loads_and_its_load_error_keeps_them(ray_instance, registry, tmp_path):
+    """The second data set loads only once a task of the first has started on a worker (a minute
+    at most), then fails: the first one's runs, still on the workers, are finished and stored
+    before the data error is raised."""
+    marker = tmp_path / "a-started"
+    spec = {"name": "ray-order", "seeds": 2,
+            "methods": [{"name": "slow", "method": "announces", "marker": str(marker), "seconds": 2.0}],
+            "datasets": [{"name": "a", "plugin": "waits", "root": str(tmp_path / "a")},
+                         {"name": "b", "plugin": "waits", "root": str(tmp_path / "b"), "waits_for": str(marker),
+                          "missing": True}]}
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        with pytest.raises(DataError, match=r"b/features\.mat: feature file not found"):
+            run_spec(parse_spec(spec, "ray.yaml", registry), store, RayBackend(registry, device="cpu"))
+        assert sorted((r["dataset"], r["seed"]) for r in store.rows()) == [("a", 0), ("a", 1)]
 
 
 def test_plugins_travel_by_module_name(registry):

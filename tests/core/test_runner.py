@@ -1,9 +1,19 @@
 from __future__ import annotations
 
+import importlib
+import json
+import types
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from toy_plugin import toy_bundle
 
+import zsbench
+from zsbench import DatasetBundle
+from zsbench.errors import DataError
+from zsbench.registry import Registry
 from zsbench.runner.grid import Failure, LocalBackend, plan, run_spec
 from zsbench.spec import parse_spec
 from zsbench.store.sqlite import ResultStore
@@ -92,3 +102,74 @@ def test_rows_carry_each_test_images_correctness_and_it_gives_their_u_and_s(toy_
     calibrated = {r["seed"]: r["per_image"] for r in rows if r["calibrator"] == "metric-rescaling"}
     plain = {r["seed"]: r["per_image"] for r in rows if r["calibrator"] == "none"}
     assert calibrated != plain  # each row's bits are at its own calibration parameter
+
+
+def _observed(build) -> Registry:
+    """The installed plugins, the toy method and an 'observed' data set: the toy one, built by
+    ``build(root, seed, missing)``."""
+    plugin = types.SimpleNamespace(
+        register_datasets=zsbench.hookimpl(lambda register: register("observed", build)),
+        register_methods=importlib.import_module("toy_plugin").register_methods,
+    )
+    return Registry.from_entry_points(extra=[("observed", plugin, None, None)])
+
+
+def _two_data_sets(tmp_path, missing: bool = False) -> dict:
+    return {"name": "order", "seeds": 2, "methods": [{"name": "ls", "method": "least-squares", "grid": {"ridge": [1.0]}}],
+            "datasets": [{"name": "a", "plugin": "observed", "root": str(tmp_path / "a")},
+                         {"name": "b", "plugin": "observed", "root": str(tmp_path / "b"), "seed": 1,
+                          "missing": missing}]}
+
+
+def _build(root: Path, seed: int = 0, missing: bool = False) -> DatasetBundle:
+    if missing:
+        raise DataError(Path(root) / "features.mat", "feature file not found (the `features` option)")
+    return toy_bundle(seed=seed)
+
+
+def test_a_data_set_is_run_and_stored_before_the_next_one_is_loaded(tmp_path):
+    """Loading a data set can take an hour (its backbone's features): the rows of the ones before
+    it are in the store, and reported, by then."""
+    events = []
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        def build(root: Path, seed: int = 0, missing: bool = False) -> DatasetBundle:
+            events.append(("load", Path(root).name, sorted({r["dataset"] for r in store.rows()})))
+            return _build(root, seed, missing)
+
+        registry = _observed(build)
+        spec = parse_spec(_two_data_sets(tmp_path), "order.yaml", registry)
+
+        def run():
+            return run_spec(spec, store, LocalBackend(registry, torch.device("cpu"), show_progress=False),
+                            on_done=lambda task, outcome: events.append(("done", task.dataset.label)))
+
+        done, skipped, failures = run()
+        assert len(done) == 4 and not skipped and not failures
+        assert events == [("load", "a", []), ("done", "a"), ("done", "a"),
+                          ("load", "b", ["a"]), ("done", "b"), ("done", "b")]
+        events.clear()
+        done, skipped, failures = run()  # a rerun loads each data set for its run keys, and skips
+    assert not done and [t.dataset.label for t in skipped] == ["a", "a", "b", "b"] and not failures
+    assert events == [("load", "a", ["a", "b"]), ("load", "b", ["a", "b"])]
+
+
+def test_a_data_set_that_fails_to_load_stops_the_run_and_keeps_the_rows_before_it(tmp_path, monkeypatch, capsys):
+    """Through the CLI: the data error is the named one (exit 2), after the first data set's runs
+    were stored; the repaired spec then runs the second data set only."""
+    from zsbench import api
+    from zsbench.cli import main
+
+    registry = _observed(_build)
+    monkeypatch.setattr("zsbench.cli.get_registry", lambda strict=None: registry)
+    spec, db = tmp_path / "order.yaml", tmp_path / "r.sqlite"
+    spec.write_text(json.dumps(_two_data_sets(tmp_path, missing=True)))
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", str(spec), "--results", str(db), "--quiet"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert exit_.value.code == 2
+    assert f"error: {tmp_path / 'b' / 'features.mat'}: feature file not found (the `features` option)" in err
+    with ResultStore(db, readonly=True) as store:
+        assert sorted((r["dataset"], r["seed"]) for r in store.rows()) == [("a", 0), ("a", 1)]
+    outcome = api.run(_two_data_sets(tmp_path), db, device="cpu", quiet=True, plugins=registry).outcome
+    assert [t.dataset.label for t in outcome.skipped] == ["a", "a"]
+    assert [t.dataset.label for t in outcome.done] == ["b", "b"] and not outcome.failures

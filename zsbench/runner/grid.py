@@ -164,7 +164,9 @@ class LocalBackend:
             # on synchronisation than it gains (measured 15x slower with 2 threads on 2 busy cores).
             torch.set_num_threads(self.threads)
         for task in tasks:
-            bundle = self.bundle(task.dataset)  # data errors stop the whole run: every task would fail
+            # A data set is loaded when its first task comes; its data errors stop the run (each
+            # of its tasks would fail the same way), with the runs stored so far kept.
+            bundle = self.bundle(task.dataset)
             try:
                 outcome = run_task(task, self.registry, bundle, self.device, self.show_progress)
             except KeyboardInterrupt:
@@ -211,19 +213,25 @@ def run_spec(
     backend, so concurrent ``run_spec`` on one database compute every task once; a task another
     live process holds is left to it (``busy``).
 
-    Run keys include the identity of the code and data each task uses, so the data sets are
-    loaded (from the cache, on reruns) before anything is skipped."""
-    bundles = {d.label: backend.bundle(d) for d in spec.datasets}
-    tasks = identify(plan(spec), backend.registry, bundles)
+    Run keys include the identity of the code and data each task uses, so a data set is loaded
+    (its features extracted, or read from the cache) before any of its tasks is skipped. Data
+    sets come in the spec's order, each loaded only when the backend asks for its first task,
+    after every task of the ones before: ``LocalBackend`` stores a data set's rows before the
+    next one is loaded, and a data set that fails to load stops the run with what was computed
+    before it stored."""
+    tasks = plan(spec)
     skipped, busy = [], []
 
     def claimed() -> Iterator[Task]:
-        for task in tasks:
-            state = store.claim(task.key, force=force)
-            if state == "claimed":
-                yield task
-            else:
-                (skipped if state == "finished" else busy).append(task)
+        for dataset in spec.datasets:
+            bundle = backend.bundle(dataset)
+            ours = [t for t in tasks if t.dataset.label == dataset.label]
+            for task in identify(ours, backend.registry, {dataset.label: bundle}):
+                state = store.claim(task.key, force=force)
+                if state == "claimed":
+                    yield task
+                else:
+                    (skipped if state == "finished" else busy).append(task)
 
     done, failures, recovered, recovery_file = [], [], [], None
     for task, outcome in backend.run(claimed()):

@@ -299,8 +299,14 @@ class RayBackend:
                 )
 
     def run(self, tasks) -> Iterator[tuple[Task, list[ResultRow] | Failure]]:
-        tasks = list(tasks)  # every task is submitted at once (and so claimed at once)
-        if not tasks:
+        """Submits each task as ``tasks`` yields it (``run_spec`` loads a data set and claims its
+        tasks as they are pulled), putting its data set in the object store with its first task,
+        and yields finished tasks between pulls: workers run the first data set while the driver
+        loads the next. A task that cannot be pulled (a data set that fails to load) stops the
+        submitting; the tasks already submitted are finished and yielded, then the error raised."""
+        tasks = iter(tasks)
+        first = next(tasks, None)
+        if first is None:
             return
         ray = _import_ray()
         started = not ray.is_initialized()
@@ -326,29 +332,44 @@ class RayBackend:
                 self._check_fits(cluster, gpus)
             device = "cpu" if gpus == 0 or self.device == "cpu" else ("auto" if self.device == "auto" else "cuda")
             plugins = plugin_refs(self.registry)
-            # Data errors stop the whole run before anything is submitted: every task would fail.
-            datasets = {t.dataset.label: t.dataset for t in tasks}
-            bundles = {label: ray.put(self.bundle(spec)) for label, spec in datasets.items()}
+            bundles: dict[str, Any] = {}  # data set label -> its ObjectRef, shared by its tasks
             remote = ray.remote(_run_task).options(
                 num_cpus=self.num_cpus_per_task,
                 num_gpus=gpus,
                 max_retries=self.max_retries,
                 retry_exceptions=True,
             )
-            for task in tasks:
-                ref = remote.remote(task, bundles[task.dataset.label], plugins, self.registry.strict, device,
-                                    self.device_origin)
+            task: Task | None = first
+            while task is not None:
+                label = task.dataset.label
+                if label not in bundles:
+                    bundles[label] = ray.put(self.bundle(task.dataset))
+                ref = remote.remote(task, bundles[label], plugins, self.registry.strict, device, self.device_origin)
                 pending[ref] = task
-            while pending:
-                (ref,), _ = ray.wait(list(pending), num_returns=1)
-                task = pending.pop(ref)
-                yield task, self._outcome(ray, task, ref)
+                yield from self._finished(ray, pending, wait=False)
+                try:
+                    task = next(tasks, None)
+                except Exception:  # a data set that failed to load: what was submitted is kept
+                    yield from self._finished(ray, pending, wait=True)
+                    raise
+            yield from self._finished(ray, pending, wait=True)
         finally:
             for ref in pending:  # interrupted: finished rows are stored, the rest rerun on resume
                 ray.cancel(ref)
             if started:
                 ray.shutdown()
                 _stop(reaper)
+
+    def _finished(self, ray, pending: dict[Any, Task], wait: bool) -> Iterator[tuple[Task, Any]]:
+        """The pending tasks finished by now, or (``wait``) every pending task as it finishes;
+        each is taken out of ``pending`` as it is yielded."""
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1 if wait else len(pending), timeout=None if wait else 0)
+            for ref in ready:
+                task = pending.pop(ref)
+                yield task, self._outcome(ray, task, ref)
+            if not wait:
+                return
 
     def _outcome(self, ray, task: Task, ref) -> list[ResultRow] | Failure:
         attempts = f"failed on all {self.max_retries + 1} attempts"
