@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from zsbench.site.markdown import Slugs, slug
-from zsbench.store.summary import SummaryRow, summarize
+from zsbench.store.summary import SummaryRow, dataset_label, summarize
 
 
 @attrs.frozen
@@ -32,16 +32,6 @@ class Reported:
     notes: str = ""
     features: str = ""
     protocol: str = ""
-
-
-def dataset_title(row: Mapping[str, Any]) -> str:
-    """The row's data set label, naming its backbone when the spec gave one the label lacks
-    (a single backbone is labelled like the shipped features otherwise)."""
-    label = str(row["dataset"])
-    backbone = (((row.get("provenance") or {}).get("config") or {}).get("dataset") or {}).get("backbone")
-    if isinstance(backbone, Mapping) and "[backbone=" not in label:
-        return f"{label}[backbone={backbone.get('name', '?')}]"
-    return label
 
 
 @attrs.define
@@ -69,7 +59,7 @@ def pages_of(rows: Sequence[dict[str, Any]], reported: Sequence[Reported],
     pages: dict[str, DatasetPage] = {}
     by_plugin: dict[str, set[str]] = {}
     for r in rows:
-        title = dataset_title(r)
+        title = dataset_label(r)
         pages.setdefault(title, DatasetPage(title)).rows.append(r)
         by_plugin.setdefault((r.get("dataset_plugin") or r["dataset"]).lower(), set()).add(title)
     folded = {title.lower(): title for title in pages}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -53,11 +53,22 @@ class SummaryRow:
         return self.method if self.calibrator == "none" else f"{self.method} + {self.calibrator}"
 
 
+def dataset_label(row: Mapping[str, Any]) -> str:
+    """The row's data set label, naming its backbone when the spec gave one the label lacks: a
+    single backbone is labelled like the data set's own features otherwise, and rows of other
+    features must never be averaged together."""
+    label = str(row["dataset"])
+    backbone = (((row.get("provenance") or {}).get("config") or {}).get("dataset") or {}).get("backbone")
+    if isinstance(backbone, Mapping) and "[backbone=" not in label:
+        return f"{label}[backbone={backbone.get('name', '?')}]"
+    return label
+
+
 def summarize(rows: list[dict[str, Any]]) -> list[SummaryRow]:
-    """One summary per (dataset, method, calibrator), in first-seen order."""
+    """One summary per (data set label with its backbone, method, calibrator), in first-seen order."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((r["dataset"], r["method"], r["calibrator"]), []).append(r)
+        groups.setdefault((dataset_label(r), r["method"], r["calibrator"]), []).append(r)
     return [
         SummaryRow(
             dataset=d,
