@@ -1,9 +1,10 @@
 """One source for every figure in prose: a measured number quoted by a hand-written docs page
-(an H ± CI, a run time, a percentage, a u / s / H triple, a speed-up, a count of runs or rows, any
-decimal in a table) must be held by a generated file (the leaderboard's pages and snippets, the
-perf fragments, or a snippet that a benchmark script wrote and a page includes), so the same
-number cannot differ between pages; and a table of measured results (a table row holding an
-estimate) is always included, never pasted."""
+(an H ± CI, a run time, a percentage, a u / s / H triple, a speed-up, a count of runs or rows, an
+accuracy in a sentence, any decimal in a table) must be held by a generated file the page
+includes or links to (the leaderboard's pages and snippets, the perf fragments, a snippet that a
+benchmark script wrote), so the same number cannot differ between pages and the reader can see
+where it comes from; and a table of measured results (a table row holding an estimate) is always
+included, never pasted."""
 
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ COUNT = re.compile(rf"(?<![\w.,])({NUMBER})\s+(runs|rows)\b")
 RATE = re.compile(rf"(?<![\w.,])({NUMBER})\s+(?:pairs|images)(?:/s\b|\s+per\s+(?:CPU\s+)?second)")
 ANY_NUMBER = re.compile(rf"(?<![\w.,])(?:{NUMBER})(?![\w])")
 DECIMAL = re.compile(r"(?<![\w.,])\d+\.\d+(?![\w.])")
+# An accuracy in a sentence: "H 35.6", "s 87.0", "by 0.0034 H", "15.9 H points" (an estimate
+# "H 35.6 ± 9.6" is ESTIMATE's).
+ACCURACY = re.compile(r"(?<![\w.'’])(?:H|u|s|ZSL)\s+(\d+\.\d+)(?![\w.]|\s*±)|(?<![\w.,])(\d+\.\d+)\s+(?:H|points?)\b")
 UNITS = {"ms": "ms", "s": "s", "sec": "s", "second": "s", "seconds": "s", "min": "min", "minute": "min",
          "minutes": "min", "h": "h", "hour": "h", "hours": "h"}
 # Figures a hand-written page may quote although no generated file holds them: facts of the data
@@ -46,6 +50,9 @@ UNITS = {"ms": "ms", "s": "s", "sec": "s", "second": "s", "seconds": "s", "min":
 ALLOWED = {
     ("performance.md", "10x"): "the speed-up target the CLAREL work was set, not a measurement",
 }
+# The same, on any page.
+CONVENTIONS = {"95%": "the level of every confidence interval (Student t, zsbench.store.summary)"}
+LINK = re.compile(r"\]\(([^)#\s]+\.md)(?:#[^)\s]*)?\)")
 
 
 def snippet_bases() -> list[Path]:
@@ -65,6 +72,17 @@ def included(page: Path, bases: list[Path]) -> list[Path]:
         name = name.split(":")[0]
         found += [base / name for base in bases if (base / name).is_file()][:1]
     return found
+
+
+def cited(page: Path, bases: list[Path], generated: set[Path]) -> list[Path]:
+    """The generated files a page's figures may come from: those it includes, those it links
+    to, and those the hand-written pages it links to include."""
+    found = set(included(page, bases))
+    for target in LINK.findall(page.read_text()):
+        linked = (page.parent / target).resolve()
+        if linked.is_file():
+            found |= {linked, *included(linked, bases)}
+    return sorted(found & generated)
 
 
 def pasted_tables(page_text: str) -> list[str]:
@@ -97,13 +115,15 @@ def _figures(text: str) -> list[str]:
     found += [f"{value}x" for value in SPEEDUP.findall(text)]
     found += [f"{value} {what}" for value, what in COUNT.findall(text)]
     found += RATE.findall(text)
+    found += [a or b for a, b in ACCURACY.findall(text)]
     return found + [d for line in text.splitlines() if line.lstrip().startswith("|") for d in DECIMAL.findall(line)]
 
 
 def figures(text: str) -> list[str]:
     """The measured-looking figures a page quotes in its prose: estimates ("55.2 ± 3.8"),
     durations ("246 s", "6.6 min"), percentages, u / s / H triples, speed-ups ("10.2x", "3 times
-    slower"), counts of runs and rows, and every decimal in a table row."""
+    slower"), counts of runs and rows, rates, accuracies in sentences ("H 35.6") and every
+    decimal in a table row."""
     return _figures(prose(text))
 
 
@@ -117,14 +137,15 @@ def held(generated_text: str) -> frozenset[str]:
 @cache
 def declared() -> frozenset[str]:
     """Settings the code declares, as pages quote them: each method's cross-machine tolerance
-    (zsbench.store.tolerance, the values of docs/reproducibility.md's table), the run limit and
-    the plugin timeout. A page quoting another value fails as a measurement would."""
+    (zsbench.store.tolerance, the values of docs/reproducibility.md's table), the run limit, the
+    plugin timeout and the validation hold-out. A page quoting another value fails as a measurement would."""
+    from zsbench.evaluation.protocol import VAL_SEEN_FRACTION
     from zsbench.registry import DEFAULT_PLUGIN_SECONDS
     from zsbench.spec import DEFAULT_MAX_RUNS
     from zsbench.store.tolerance import TOLERANCES
 
     return frozenset({f"{value:g}" for pair in TOLERANCES.values() for value in pair}
-                     | {f"{DEFAULT_MAX_RUNS:,} runs", f"{DEFAULT_PLUGIN_SECONDS:g} s"})
+                     | {f"{DEFAULT_MAX_RUNS:,} runs", f"{DEFAULT_PLUGIN_SECONDS:g} s", f"{VAL_SEEN_FRACTION:.0%}"})
 
 
 def _canonical(figure: str) -> str:
@@ -136,18 +157,37 @@ def unquoted(page_text: str, page_name: str, generated_text: str) -> list[str]:
     """The figures of a page that no generated text holds and that are not allowed as facts."""
     have, settings = held(generated_text), declared()
     return [f for f in figures(page_text)
-            if f not in have and _canonical(f) not in settings and (page_name, f) not in ALLOWED]
+            if f not in have and _canonical(f) not in settings and (page_name, f) not in ALLOWED
+            and f not in CONVENTIONS]
 
 
 def test_every_figure_a_docs_page_quotes_is_held_by_a_generated_file():
     pages, generated = sources()
     assert any(p.name == "_run-times.md" for p in generated) and DOCS / "performance.md" in pages
-    generated_text = "\n".join(p.read_text() for p in generated)
-    missing = {str(p.relative_to(DOCS)): found for p in pages
-               if (found := unquoted(p.read_text(), str(p.relative_to(DOCS)), generated_text))}
+    bases, missing = snippet_bases(), {}
+    for page in pages:
+        text = "\n".join(p.read_text() for p in cited(page, bases, set(generated)))
+        if found := unquoted(page.read_text(), str(page.relative_to(DOCS)), text):
+            missing[str(page.relative_to(DOCS))] = found
     assert not missing, (
-        "figures quoted in prose that no generated file holds; include the generated snippet instead "
-        f"(--8<--) or write the number through a script that generates one: {missing}")
+        "figures quoted in prose that no generated file the page includes or links to holds; include "
+        "the generated snippet (--8<--), link the generated page that holds the figure, or write the "
+        f"number through a script that generates one: {missing}")
+
+
+def test_a_figure_is_held_only_by_what_the_page_includes_or_links_to(tmp_path):
+    texts = {tmp_path / "leaderboard" / "flo.md": "| 432 s |", tmp_path / "perf" / "e2e-cpu.md": "| 109 s |",
+             tmp_path / "_runs.md": "| 55.2 ± 3.8 |"}
+    for path, text in texts.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    generated = set(texts)
+    (tmp_path / "other.md").write_text('--8<-- "_runs.md"\n')
+    page = tmp_path / "page.md"
+    page.write_text("See [FLO](leaderboard/flo.md#top) and [other](other.md).\n")
+    assert cited(page, [tmp_path], generated) == sorted(generated - {tmp_path / "perf" / "e2e-cpu.md"})
+    text = "\n".join(p.read_text() for p in cited(page, [tmp_path], generated))
+    assert unquoted("took 432 s; ALE 55.2 ± 3.8; Ray 109 s", "page.md", text) == ["109 s"]
 
 
 def test_a_figure_that_differs_from_the_generated_one_is_caught():
@@ -160,10 +200,11 @@ def test_a_figure_that_differs_from_the_generated_one_is_caught():
 
 def test_each_kind_of_measured_figure_is_caught_unless_a_generated_file_holds_it():
     page = ("| setting | alpha = 0: u / s / H |\n| --- | --- |\n| raw | 0.179 / 0.405 / 0.248 |\n"
-            "Ray gave 1.7x, two threads were 15 times slower, 12% of the\n48 rows moved, 284 pairs per CPU second.\n")
-    assert unquoted(page, "p.md", "") == ["12%", "0.179 / 0.405 / 0.248", "1.7x", "15x", "48 rows", "284",
-                                          "0.179", "0.405", "0.248"]
-    generated = "| raw | 0.179 / 0.405 / 0.248 | 1.7x | 15x | 12% | 48 rows | 284 |"
+            "Ray gave 1.7x, two threads were 15 times slower, 12% of the\n48 rows moved, 284 pairs per CPU second;\n"
+            "H 35.6 on test, ahead by 4.1 points; the CNN-BiLSTM's 8.4 M parameters.\n")
+    assert unquoted(page, "p.md", "") == ["12%", "0.179 / 0.405 / 0.248", "1.7x", "15x", "48 rows", "284", "35.6",
+                                          "4.1", "0.179", "0.405", "0.248"]
+    generated = "| raw | 0.179 / 0.405 / 0.248 | 1.7x | 15x | 12% | 48 rows | 284 | 35.6 ± 9.6 | +4.1 ± 2.0 |"
     assert unquoted(page, "p.md", generated) == []
     assert unquoted(page.replace("0.405", "0.406"), "p.md", generated) == ["0.179 / 0.406 / 0.248", "0.406"]
 
