@@ -123,13 +123,14 @@ def details_link(page: DatasetPage, summary: SummaryRow) -> Markup:
 
 def measured_table(page: DatasetPage, main: Sequence[SummaryRow]) -> list[str]:
     """The main table: each method's validated row, best H first, with its rank and tie mark."""
+    pairs = cmp.versus_best(main)
     body = [
         [
             rank_cell(rank), s.method + (" (stale)" if _stale(s) else ""), s.calibrator, s.estimates["H"], versus(pair),
             *(s.estimates[m] for m in ("u", "s", "zsl")), _estimate(s, "ausuc"), oracle(_estimate(s, "oracle_H")),
             len(s.seeds), details_link(page, s),
         ]
-        for rank, s, pair in zip(cmp.rank_labels(main), main, cmp.versus_best(main))
+        for rank, s, pair in zip(cmp.rank_labels(main, pairs), main, pairs)
     ]
     return sortable(table(MAIN_COLUMNS, body, right=NUMERIC_COLUMNS), css="zsb-main")
 
@@ -403,8 +404,9 @@ def render_top_rows(pages: Sequence[DatasetPage], folder: str, ranking: bool, to
     lines = [GENERATED, ""]
     for page in pages:
         if main := best_rows(page):
+            pairs = cmp.versus_best(main)
             body = [[rank_cell(rank), s.label, s.estimates["H"], versus(pair)]
-                    for rank, s, pair in list(zip(cmp.rank_labels(main), main, cmp.versus_best(main)))[:top]]
+                    for rank, s, pair in list(zip(cmp.rank_labels(main, pairs), main, pairs))[:top]]
             seeds = len({r["seed"] for r in page.rows})
             lines += [f"**{link(page.title, f'{folder}/{page.slug}.md')}**: "
                       + text(f"features {distinct(r.get('features') for r in page.rows)}; side information "

@@ -284,7 +284,7 @@ def h_bar_figure(estimates: Mapping[str, Estimate], ranks: Mapping[str, str], ti
     low, high = means - np.clip(means - half, 0, 100), np.clip(means + half, 0, 100) - means
     tied = [ranks.get(k) == "=1" or i == 0 for i, k in enumerate(labels)]
     ax.barh(y, means, xerr=[low, high], color=[palette.colour(methods[k]) for k in labels], ecolor="#333333", capsize=3,
-            height=0.42, alpha=None)
+            height=0.42)
     for bar, solid in zip(ax.patches, tied):
         bar.set_alpha(1.0 if solid else 0.35)
     ax.axvline(means[0], color="#333333", linestyle="--", linewidth=0.8)

@@ -175,13 +175,14 @@ class Pair:
         return "ahead" if d.mean > 0 else "behind"
 
 
-def rank_labels(rows: Sequence[SummaryRow]) -> list[str]:
+def rank_labels(rows: Sequence[SummaryRow], versus: Sequence[Pair | None] | None = None) -> list[str]:
     """Ranks of rows sorted best first. The best row and every row tied with it (``versus_best``)
     share rank 1, so a row marked ``=1`` is exactly a row not told apart from the best. Any other
     row is ranked by its place, sharing the rank of the row above when within the cross-machine
     tolerance of it (that row not being of the first group: ties are not chained into it).
-    ``=`` marks a shared rank."""
-    first = [i == 0 or (pair is not None and pair.tied) for i, pair in enumerate(versus_best(rows))]
+    ``=`` marks a shared rank. ``versus``: ``versus_best(rows)`` where the caller has it already."""
+    versus = versus_best(rows) if versus is None else versus
+    first = [i == 0 or (pair is not None and pair.tied) for i, pair in enumerate(versus)]
     ranks: list[int] = []
     for i, s in enumerate(rows):
         if first[i]:
